@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - virtualenv, install sluice[local], start the local stack, run the demo
+#   make test   - virtualenv, install sluice[local,dev], run the schema check and the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test unit integration lint bench stack-up stack-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sluice demo
+
+test: $(STAMP)
+	$(BIN)/sluice schemas check
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy sluice schemas ingest_api producers firehose_transforms consumers warehouse deploy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/transform.py
+	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/consume.py
+
+stack-up: $(STAMP)
+	$(BIN)/sluice stack up
+
+stack-down: $(STAMP)
+	$(BIN)/sluice stack down
+
+clean: stack-down
+	rm -rf .sluice build dist *.egg-info

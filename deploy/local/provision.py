@@ -1,0 +1,108 @@
+"""Create what the pipeline needs on the local stack; every step is idempotent."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sluice.config import AwsSettings, KafkaSettings
+from sluice.errors import FatalError, RetryableError
+
+_log = logging.getLogger(__name__)
+
+
+def ensure_topics(kafka: KafkaSettings, names: Iterable[str], partitions: int) -> list[str]:
+    """Create missing Kafka topics; returns the names that were created."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(kafka.client_config())
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [n for n in names if n not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted],
+        operation_timeout=10,
+    )
+    created: list[str] = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=15)
+            created.append(name)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise FatalError(f"could not create topic {name}: {error.str()}", code=error.name()) from exc
+    return created
+
+
+def ensure_streams(aws: AwsSettings, names: Iterable[str], shards: int, client: Any = None) -> list[str]:
+    """Create missing Kinesis streams and wait until each is ACTIVE."""
+    kinesis = client or aws.client("kinesis")
+    existing = set(_list_streams(kinesis))
+    created: list[str] = []
+    for name in names:
+        if name in existing:
+            continue
+        try:
+            kinesis.create_stream(StreamName=name, ShardCount=shards)
+            created.append(name)
+        except kinesis.exceptions.ResourceInUseException:
+            pass
+    for name in names:
+        _wait_stream_active(kinesis, name)
+    return created
+
+
+def _list_streams(kinesis: Any) -> list[str]:
+    names: list[str] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = kinesis.list_streams(**kwargs)
+        names.extend(page.get("StreamNames", []))
+        if not page.get("HasMoreStreams") or not names:
+            return names
+        kwargs = {"ExclusiveStartStreamName": names[-1]}
+
+
+def _wait_stream_active(kinesis: Any, name: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+            "StreamStatus"
+        ]
+        if status == "ACTIVE":
+            return
+        if time.monotonic() > deadline:
+            raise RetryableError(f"Kinesis stream {name} is still {status} after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def ensure_bucket(aws: AwsSettings, bucket: str, client: Any = None) -> bool:
+    """Create the S3 bucket if missing; True when it was created."""
+    from botocore.exceptions import ClientError
+
+    s3 = client or aws.client("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+            raise FatalError(f"cannot check bucket {bucket}: {exc}", code="s3_error") from exc
+    else:
+        return False
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        return False
+    return True
+
+
+def ensure_warehouse() -> None:
+    """Create or migrate the warehouse tables (``sluice warehouse init``)."""
+    import warehouse
+
+    warehouse.init_warehouse()

@@ -1,0 +1,72 @@
+"""The ``sluice`` command: one entry point for operators.
+
+Each package contributes its subcommands through a ``register(subparsers)`` function
+in its own ``cli`` module; this module only wires them together, turns
+:class:`~sluice.errors.SluiceError` into a one-line message and an exit code, and
+never prints a stack trace for an expected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from sluice.errors import SluiceError
+
+# Modules that contribute subcommands, in the order they appear in `sluice --help`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "deploy.local.cli",
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="sluice",
+        description=(
+            "Sluice: validated financial and insurance events from an HTTP API through "
+            "Kafka (MSK) or Kinesis, Firehose transforms and S3 into the warehouse."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sluice``; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(verbose=args.verbose)
+    handler: Callable[[argparse.Namespace], int | None] = args.handler
+    try:
+        return handler(args) or EXIT_OK
+    except SluiceError as exc:
+        print(f"sluice {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"sluice {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _configure_logging(*, verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

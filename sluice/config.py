@@ -1,0 +1,146 @@
+"""Settings shared by every component: AWS endpoint, Kafka connection, stream names.
+
+Every settings class in Sluice derives from :class:`SluiceSettings`: the values come
+from ``SLUICE_*`` environment variables and, when present, from the env file written
+by ``sluice stack up`` (``.sluice/stack.env`` in the working directory, or the file
+named by ``SLUICE_STACK_ENV``). The environment always wins over the file. Settings
+objects are frozen; secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STACK_ENV = Path(".sluice") / "stack.env"
+
+
+def stack_env_file() -> Path:
+    """The env file settings fall back to: ``$SLUICE_STACK_ENV`` or ``.sluice/stack.env``."""
+    named = os.environ.get("SLUICE_STACK_ENV")
+    return Path(named) if named else DEFAULT_STACK_ENV
+
+
+class SluiceSettings(BaseSettings):
+    """Base of every settings class: ``SLUICE_`` prefix, frozen, env file fallback."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLUICE_",
+        frozen=True,
+        extra="ignore",
+        env_file_encoding="utf-8",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        # The env file is resolved per instantiation so that SLUICE_STACK_ENV set by a
+        # test or by `sluice stack up` in the same process is honoured.
+        env_file = stack_env_file()
+        super().__init__(_env_file=env_file if env_file.is_file() else None, **values)
+
+
+class StreamBackend(StrEnum):
+    """Which stream carries the events."""
+
+    KAFKA = "kafka"
+    KINESIS = "kinesis"
+
+
+class EventType(StrEnum):
+    """The event types of the contract, as they appear in URLs and on the command line."""
+
+    FINANCIAL_TRANSACTION = "financial-transaction"
+    INSURANCE_CLAIM = "insurance-claim"
+
+
+class StreamSettings(SluiceSettings):
+    """Which backend, and the topic / stream name per event type.
+
+    The same name serves as the Kafka topic and the Kinesis stream name (both allow
+    ``[A-Za-z0-9._-]``).
+    """
+
+    stream_backend: StreamBackend = StreamBackend.KAFKA
+    stream_financial_transaction: str = "sluice-financial-transaction"
+    stream_insurance_claim: str = "sluice-insurance-claim"
+    stream_dlq: str = "sluice-dlq"
+
+    def name_for(self, event_type: EventType | str) -> str:
+        """The topic / stream name that carries ``event_type``."""
+        et = EventType(event_type)
+        if et is EventType.FINANCIAL_TRANSACTION:
+            return self.stream_financial_transaction
+        return self.stream_insurance_claim
+
+    def all_names(self) -> list[str]:
+        """Every topic / stream the pipeline needs, DLQ included."""
+        return [self.stream_financial_transaction, self.stream_insurance_claim, self.stream_dlq]
+
+
+class AwsSettings(SluiceSettings):
+    """How to reach AWS (or the local moto endpoint)."""
+
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = Field(
+        default=None, description="Endpoint for every AWS service; set to the local moto server."
+    )
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``boto3.client``; credentials only when set."""
+        kwargs: dict[str, Any] = {"region_name": self.aws_region}
+        if self.aws_endpoint_url:
+            kwargs["endpoint_url"] = self.aws_endpoint_url
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            kwargs["aws_access_key_id"] = self.aws_access_key_id.get_secret_value()
+            kwargs["aws_secret_access_key"] = self.aws_secret_access_key.get_secret_value()
+        return kwargs
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service``; no network call is made here."""
+        import boto3  # imported at the edge only
+
+        return boto3.client(service, **self.client_kwargs())  # type: ignore[call-overload]
+
+
+class KafkaSettings(SluiceSettings):
+    """How to reach Kafka (Amazon MSK, or the local Tansu broker)."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_client_id: str = "sluice"
+
+    SECRET_KEYS: ClassVar[frozenset[str]] = frozenset({"sasl.password"})
+
+    def client_config(self) -> dict[str, Any]:
+        """The librdkafka connection properties common to producers, consumers and admin."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+            "client.id": self.kafka_client_id,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return conf
+
+
+class ZoneSettings(SluiceSettings):
+    """Where the S3 intermediate zone lives (written by the delivery, read by the loader)."""
+
+    s3_bucket: str = "sluice-zone"
+    s3_raw_prefix: str = "raw/"
+    s3_clean_prefix: str = "clean/"
+    s3_error_prefix: str = "errors/"
+    s3_manifest_prefix: str = "manifests/"
