@@ -64,10 +64,22 @@ class StreamSettings(SluiceSettings):
     ``[A-Za-z0-9._-]``).
     """
 
-    stream_backend: StreamBackend = StreamBackend.KAFKA
-    stream_financial_transaction: str = "sluice-financial-transaction"
-    stream_insurance_claim: str = "sluice-insurance-claim"
-    stream_dlq: str = "sluice-dlq"
+    stream_backend: StreamBackend = Field(
+        default=StreamBackend.KAFKA,
+        description="Which stream carries events: kafka (MSK) or kinesis.",
+    )
+    stream_financial_transaction: str = Field(
+        default="sluice-financial-transaction",
+        description="Kafka topic / Kinesis stream for financial-transaction events.",
+    )
+    stream_insurance_claim: str = Field(
+        default="sluice-insurance-claim",
+        description="Kafka topic / Kinesis stream for insurance-claim events.",
+    )
+    stream_dlq: str = Field(
+        default="sluice-dlq",
+        description="Dead-letter topic / stream for records consumers give up on.",
+    )
 
     def name_for(self, event_type: EventType | str) -> str:
         """The topic / stream name that carries ``event_type``."""
@@ -84,12 +96,17 @@ class StreamSettings(SluiceSettings):
 class AwsSettings(SluiceSettings):
     """How to reach AWS (or the local moto endpoint)."""
 
-    aws_region: str = "us-east-1"
+    aws_region: str = Field(default="us-east-1", description="AWS region of every client.")
     aws_endpoint_url: str | None = Field(
         default=None, description="Endpoint for every AWS service; set to the local moto server."
     )
-    aws_access_key_id: SecretStr | None = None
-    aws_secret_access_key: SecretStr | None = None
+    aws_access_key_id: SecretStr | None = Field(
+        default=None, description="Access key id; unset on AWS (the role's credentials are used)."
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        description="Secret access key; unset on AWS (the role's credentials are used).",
+    )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client``; credentials only when set."""
@@ -111,12 +128,18 @@ class AwsSettings(SluiceSettings):
 class KafkaSettings(SluiceSettings):
     """How to reach Kafka (Amazon MSK, or the local Tansu broker)."""
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_client_id: str = "sluice"
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list of the brokers."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = Field(
+        default="PLAINTEXT", description="librdkafka security.protocol (SASL_SSL on MSK)."
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="librdkafka sasl.mechanism, e.g. SCRAM-SHA-512 or OAUTHBEARER."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_client_id: str = Field(default="sluice", description="librdkafka client.id.")
 
     SECRET_KEYS: ClassVar[frozenset[str]] = frozenset({"sasl.password"})
 
@@ -139,8 +162,10 @@ class KafkaSettings(SluiceSettings):
 class ZoneSettings(SluiceSettings):
     """Where the S3 intermediate zone lives (written by the delivery, read by the loader)."""
 
-    s3_bucket: str = "sluice-zone"
-    s3_raw_prefix: str = "raw/"
-    s3_clean_prefix: str = "clean/"
-    s3_error_prefix: str = "errors/"
-    s3_manifest_prefix: str = "manifests/"
+    s3_bucket: str = Field(default="sluice-zone", description="Bucket of the S3 intermediate zone.")
+    s3_raw_prefix: str = Field(default="raw/", description="Prefix of the raw source backup.")
+    s3_clean_prefix: str = Field(
+        default="clean/", description="Prefix of the cleaned NDJSON files."
+    )
+    s3_error_prefix: str = Field(default="errors/", description="Prefix of failed records.")
+    s3_manifest_prefix: str = Field(default="manifests/", description="Prefix of load manifests.")

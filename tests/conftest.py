@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,7 +10,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _isolated_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
+) -> None:
     """No test reads the developer's ``.sluice/stack.env`` or stray ``SLUICE_*`` values.
 
     Tests that need the local stack's settings get them from the ``stack`` fixture
@@ -21,4 +20,3 @@ def _isolated_settings(
         if key.startswith("SLUICE_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("SLUICE_STACK_ENV", str(tmp_path_factory.getbasetemp() / "no-stack.env"))
-    yield

@@ -16,8 +16,12 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("stack", help="the local stack: Kafka, AWS (moto), PostgreSQL")
     actions = parser.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
 
-    up = actions.add_parser("up", help="start the local stack (idempotent) and write .sluice/stack.env")
-    up.add_argument("--no-warehouse", action="store_true", help="do not create the warehouse tables")
+    up = actions.add_parser(
+        "up", help="start the local stack (idempotent) and write .sluice/stack.env"
+    )
+    up.add_argument(
+        "--no-warehouse", action="store_true", help="do not create the warehouse tables"
+    )
     up.add_argument("--json", action="store_true", help="print the result as JSON")
     up.set_defaults(handler=_up)
 
@@ -41,13 +45,18 @@ def _up(args: argparse.Namespace) -> int:
             progress=lambda msg: spinner.update(msg),
         )
     if args.json:
-        print(json.dumps({
-            "env_file": str(result.env_file),
-            "seconds": round(result.seconds, 2),
-            "started": [s.value for s in result.started],
-            "created": result.created,
-            "services": [_health_json(h) for h in result.health],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "env_file": str(result.env_file),
+                    "seconds": round(result.seconds, 2),
+                    "started": [s.value for s in result.started],
+                    "created": result.created,
+                    "services": [_health_json(h) for h in result.health],
+                },
+                indent=2,
+            )
+        )
     else:
         _print_table(result.health)
         for item in result.created:

@@ -17,14 +17,22 @@ class StackSettings(SluiceSettings):
     """
 
     stack_dir: Path = Field(default=Path(".sluice"), description="Folder for state, logs and data.")
-    stack_host: str = "127.0.0.1"
-    stack_kafka_port: int = Field(default=19092, ge=1, le=65535)
-    stack_aws_port: int = Field(default=14566, ge=1, le=65535)
-    stack_pg_port: int = Field(default=15432, ge=1, le=65535)
-    stack_kafka_partitions: int = Field(default=4, ge=1, le=64)
-    stack_kinesis_shards: int = Field(default=2, ge=1, le=16)
-    stack_ready_timeout: float = Field(default=30.0, gt=0)
-    stack_warehouse_database: str = "sluice"
+    stack_host: str = Field(default="127.0.0.1", description="Address every local service binds.")
+    stack_kafka_port: int = Field(default=19092, ge=1, le=65535, description="Kafka broker port.")
+    stack_aws_port: int = Field(default=14566, ge=1, le=65535, description="moto server port.")
+    stack_pg_port: int = Field(default=15432, ge=1, le=65535, description="PostgreSQL port.")
+    stack_kafka_partitions: int = Field(
+        default=4, ge=1, le=64, description="Partitions of each topic the stack creates."
+    )
+    stack_kinesis_shards: int = Field(
+        default=2, ge=1, le=16, description="Shards of each stream the stack creates."
+    )
+    stack_ready_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds each service may take to answer."
+    )
+    stack_warehouse_database: str = Field(
+        default="sluice", description="PostgreSQL database the stack creates for the warehouse."
+    )
 
     @property
     def env_file(self) -> Path:

@@ -16,7 +16,7 @@ _log = logging.getLogger(__name__)
 def ensure_topics(kafka: KafkaSettings, names: Iterable[str], partitions: int) -> list[str]:
     """Create missing Kafka topics; returns the names that were created."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient(kafka.client_config())
     existing = set(admin.list_topics(timeout=10).topics)
@@ -36,11 +36,15 @@ def ensure_topics(kafka: KafkaSettings, names: Iterable[str], partitions: int) -
             error = exc.args[0]
             if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
-            raise FatalError(f"could not create topic {name}: {error.str()}", code=error.name()) from exc
+            raise FatalError(
+                f"could not create topic {name}: {error.str()}", code=error.name()
+            ) from exc
     return created
 
 
-def ensure_streams(aws: AwsSettings, names: Iterable[str], shards: int, client: Any = None) -> list[str]:
+def ensure_streams(
+    aws: AwsSettings, names: Iterable[str], shards: int, client: Any = None
+) -> list[str]:
     """Create missing Kinesis streams and wait until each is ACTIVE."""
     kinesis = client or aws.client("kinesis")
     existing = set(_list_streams(kinesis))
@@ -105,4 +109,4 @@ def ensure_warehouse() -> None:
     """Create or migrate the warehouse tables (``sluice warehouse init``)."""
     import warehouse
 
-    warehouse.init_warehouse()
+    warehouse.init_warehouse()  # type: ignore[attr-defined]

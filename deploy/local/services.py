@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from deploy.local.exceptions import MissingComponentError, ServiceNotReadyError, StackError
-from deploy.local.models import ServiceName, ServiceRecord
+from deploy.local.models import ServiceName
 
 STANDS_FOR = {
     ServiceName.KAFKA: "Amazon MSK (Tansu, Kafka protocol)",
@@ -219,7 +219,18 @@ class PostgresRunner:
         try:
             pgexec(
                 "pg_ctl",
-                ("-w", "-t", "30", "-o", options, "-l", str(self.log_file), "-D", str(self.data_dir), "start"),
+                (
+                    "-w",
+                    "-t",
+                    "30",
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.log_file),
+                    "-D",
+                    str(self.data_dir),
+                    "start",
+                ),
                 bin_path=server.bin_path,  # type: ignore[attr-defined]
                 user=user,
                 timeout=40,
@@ -266,6 +277,8 @@ def ensure_database(host: str, port: int, database: str) -> None:
     from psycopg import sql
 
     with psycopg.connect(postgres_dsn(host, port, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if exists is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

@@ -38,7 +38,11 @@ PORT_SETTINGS = {
     ServiceName.AWS: "SLUICE_STACK_AWS_PORT",
     ServiceName.POSTGRES: "SLUICE_STACK_PG_PORT",
 }
-MARKERS = {ServiceName.KAFKA: "tansu", ServiceName.AWS: "moto_server", ServiceName.POSTGRES: "postgres"}
+MARKERS = {
+    ServiceName.KAFKA: "tansu",
+    ServiceName.AWS: "moto_server",
+    ServiceName.POSTGRES: "postgres",
+}
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ def load_state(settings: StackSettings) -> StackState:
     except FileNotFoundError:
         return StackState()
     except (ValueError, KeyError) as exc:
-        raise StackError(f"the stack state file {settings.state_file} is unreadable: {exc}") from exc
+        raise StackError(
+            f"the stack state file {settings.state_file} is unreadable: {exc}"
+        ) from exc
 
 
 def save_state(settings: StackSettings, state: StackState) -> None:
@@ -101,7 +107,7 @@ def check(record: ServiceRecord, timeout: float = 1.0) -> ServiceHealth:
     """Is the recorded process alive, and does it answer on its endpoint?"""
     if not services.pid_matches(record.pid, MARKERS[record.name]):
         return ServiceHealth(record, ServiceStatus.STOPPED, f"pid {record.pid} is not running")
-    answers = {
+    answers: Callable[[], bool] = {
         ServiceName.KAFKA: lambda: services.kafka_answers(record.endpoint, timeout),
         ServiceName.AWS: lambda: services.moto_answers(record.endpoint, timeout),
         ServiceName.POSTGRES: lambda: services.postgres_answers(record.endpoint, timeout),
@@ -133,12 +139,18 @@ def up(
     to_start: list[ServiceName] = []
     for name in ServiceName:
         record = state.services.get(name)
-        if record is not None and record.port == port_map[name] and check(record).status is ServiceStatus.RUNNING:
+        if (
+            record is not None
+            and record.port == port_map[name]
+            and check(record).status is ServiceStatus.RUNNING
+        ):
             continue
         if record is not None and services.pid_matches(record.pid, MARKERS[name]):
             services.terminate(record.pid)
         if not port_is_free(settings.stack_host, port_map[name]):
-            raise PortInUseError(name.value, settings.stack_host, port_map[name], PORT_SETTINGS[name])
+            raise PortInUseError(
+                name.value, settings.stack_host, port_map[name], PORT_SETTINGS[name]
+            )
         to_start.append(name)
 
     pending: list[tuple[ServiceRecord, Callable[[], bool]]] = []
@@ -255,12 +267,18 @@ def _provision(
     with _environment({**env, "SLUICE_STACK_ENV": str(settings.env_file)}):
         streams = StreamSettings()
         aws = AwsSettings()
-        created += [f"topic {n}" for n in provision.ensure_topics(
-            KafkaSettings(), streams.all_names(), settings.stack_kafka_partitions
-        )]
-        created += [f"stream {n}" for n in provision.ensure_streams(
-            aws, streams.all_names(), settings.stack_kinesis_shards
-        )]
+        created += [
+            f"topic {n}"
+            for n in provision.ensure_topics(
+                KafkaSettings(), streams.all_names(), settings.stack_kafka_partitions
+            )
+        ]
+        created += [
+            f"stream {n}"
+            for n in provision.ensure_streams(
+                aws, streams.all_names(), settings.stack_kinesis_shards
+            )
+        ]
         bucket = ZoneSettings().s3_bucket
         if provision.ensure_bucket(aws, bucket):
             created.append(f"bucket {bucket}")
