@@ -18,6 +18,13 @@ from sluice.errors import SluiceError
 # Modules that contribute subcommands, in the order they appear in `sluice --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "deploy.local.cli",
+    "schemas.cli",
+    "ingest_api.cli",
+    "producers.cli",
+    "firehose_transforms.cli",
+    "warehouse.cli",
+    "consumers.cli",
+    "deploy.cli",
 )
 
 EXIT_OK = 0

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from deploy.local import provision, services, stack as local_stack
+from deploy.local import provision, services
+from deploy.local import stack as local_stack
 from deploy.local.base import free_port, parse_env
 from deploy.local.config import StackSettings
 from deploy.local.models import ServiceName
@@ -109,7 +110,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     )
     result = local_stack.up(settings, provision_warehouse=False)
     try:
-        yield LocalStack(env=result.env, env_file=result.env_file, stack_dir=stack_dir, managed=True)
+        yield LocalStack(
+            env=result.env, env_file=result.env_file, stack_dir=stack_dir, managed=True
+        )
     finally:
         local_stack.down(settings)
 
@@ -229,7 +232,11 @@ def private_kafka_broker(tmp_path: Path) -> Iterator[Callable[[], dict[str, Any]
         pids.append(pid)
         bootstrap = f"127.0.0.1:{port}"
         services.wait_until(
-            lambda: services.kafka_answers(bootstrap), what="tansu", timeout=15, pid=pid, log_file=log
+            lambda: services.kafka_answers(bootstrap),
+            what="tansu",
+            timeout=15,
+            pid=pid,
+            log_file=log,
         )
         return {"bootstrap": bootstrap, "pid": pid}
 

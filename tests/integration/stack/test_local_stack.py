@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import services, stack as local_stack
+from deploy.local import services
+from deploy.local import stack as local_stack
 from deploy.local.base import free_port, parse_env
 from deploy.local.config import StackSettings
 from deploy.local.exceptions import PortInUseError
@@ -77,10 +78,17 @@ def test_cli_status_json_and_exit_codes(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env["SLUICE_STACK_DIR"] = str(tmp_path / ".sluice")
     cli = [sys.executable, "-m", "sluice.cli"]
-    result = subprocess.run([*cli, "stack", "status", "--json"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*cli, "stack", "status", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"services": []}
-    result = subprocess.run([*cli, "stack", "down"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*cli, "stack", "down"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "nothing to stop" in result.stdout
