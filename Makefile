@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/sluice demo
 
 test: $(STAMP)
-	$(BIN)/sluice schemas check
+	$(BIN)/sluice schemas check --level FULL_TRANSITIVE
 	$(BIN)/pytest
 
 unit: $(STAMP)

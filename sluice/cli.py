@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "warehouse.cli",
     "consumers.cli",
     "deploy.cli",
+    "sluice.demo",
 )
 
 EXIT_OK = 0

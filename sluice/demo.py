@@ -1,0 +1,286 @@
+"""``sluice demo``: the whole path on the local stack, with a report of every stage.
+
+1. start the local stack (idempotent) and create the warehouse tables;
+2. serve the ingest API (uvicorn, in this process) once per backend and send simulated
+   events through it, a share of them invalid on purpose;
+3. read the Kafka topic and the Kinesis stream back and check every accepted event is
+   there, with its PII masked;
+4. run the Firehose-faithful delivery from both backends into the S3 zone;
+5. load the S3 zone into the warehouse;
+6. reconcile every stage for this run's events: zero missing, zero duplicated;
+7. run a consumer group over the topic and show its lag falling to zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluice.config import (
+    AwsSettings,
+    EventType,
+    KafkaSettings,
+    StreamBackend,
+    StreamSettings,
+    stack_env_file,
+)
+from sluice.errors import SluiceError
+
+BACKENDS = (StreamBackend.KAFKA, StreamBackend.KINESIS)
+
+
+@dataclass
+class DemoReport:
+    """What each stage of the demo saw."""
+
+    accepted: dict[str, list[str]] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    rejected_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
+    read_back: dict[str, int] = field(default_factory=dict)
+    missing_in_stream: dict[str, list[str]] = field(default_factory=dict)
+    unmasked_pii: int = 0
+
+
+def register(sub: Any) -> None:
+    """Add ``sluice demo``."""
+    parser = sub.add_parser(
+        "demo", help="run the whole path on the local stack and report every stage"
+    )
+    parser.add_argument("--count", type=int, default=400, help="events per backend (default 400)")
+    parser.add_argument(
+        "--invalid-ratio", type=float, default=0.05, help="share of deliberately invalid events"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the event generator")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; exit code 0 only when every check held."""
+    from rich.console import Console
+
+    console = Console()
+    report = DemoReport()
+    console.rule("[bold]1. local stack")
+    _stack_up(console)
+    for backend in BACKENDS:
+        console.rule(f"[bold]2. events through the API onto {backend.value}")
+        _send_through_api(console, backend, args, report)
+    console.rule("[bold]3. read back from the topic and the stream")
+    _read_back(console, report)
+    ok = _verdict(console, report)
+    return 0 if ok else 1
+
+
+# --- 1. stack -------------------------------------------------------------------------
+
+
+def _stack_up(console: Any) -> None:
+    from deploy.local import stack
+    from deploy.local.cli import _print_table
+    from deploy.local.config import StackSettings
+
+    settings = StackSettings()
+    with console.status("starting the local stack...") as spinner:
+        result = stack.up(settings, progress=lambda msg: spinner.update(msg))
+    _print_table(result.health)
+    console.print(f"ready in {result.seconds:.1f} s; settings in {result.env_file}")
+    os.environ["SLUICE_STACK_ENV"] = str(result.env_file.resolve())
+
+
+# --- 2. API ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serve_api(backend: StreamBackend) -> Iterator[str]:
+    """Serve the ingest API for ``backend`` on a free loopback port; yields its URL."""
+    import uvicorn
+
+    from deploy.local.base import free_port
+    from ingest_api.app import create_app
+
+    streams = StreamSettings(stream_backend=backend)
+    app = create_app(stream_settings=streams)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name=f"api-{backend.value}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise SluiceError(f"the ingest API for {backend.value} did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _send_through_api(
+    console: Any, backend: StreamBackend, args: argparse.Namespace, report: DemoReport
+) -> None:
+    from ingest_api.config import ApiSettings
+    from producers.simulate import SimulationOptions, run_simulation, summary_table
+
+    api_key = ApiSettings().api_key
+    with serve_api(backend) as url:
+        options = SimulationOptions(
+            count=args.count,
+            rate=None,
+            invalid_ratio=args.invalid_ratio,
+            batch_size=1,
+            concurrency=8,
+            url=url,
+            seed=args.seed,
+            api_key=api_key.get_secret_value() if api_key else None,
+        )
+        summary = run_simulation(options, console=console)
+    console.print(summary_table(summary))
+    report.accepted[backend.value] = list(summary.accepted_event_ids)
+    report.rejected[backend.value] = summary.rejected
+    report.rejected_by_reason[backend.value] = dict(summary.rejected_by_reason)
+    if summary.failed:
+        raise SluiceError(
+            f"{summary.failed} events were not acknowledged by {backend.value}: "
+            f"{summary.failed_by_reason}"
+        )
+
+
+# --- 3. read back ---------------------------------------------------------------------
+
+
+def read_kafka_event_ids(topics: list[str], kafka: KafkaSettings) -> dict[str, dict[str, Any]]:
+    """Every record of ``topics`` from the beginning to the current end, by event id."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from schemas import decode
+
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": "sluice-demo-reader",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        assignments: list[TopicPartition] = []
+        ends: dict[tuple[str, int], int] = {}
+        metadata = consumer.list_topics(timeout=10)
+        for topic in topics:
+            for partition in metadata.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10, cached=False
+                )
+                if high > low:
+                    ends[(topic, partition)] = high
+                    assignments.append(TopicPartition(topic, partition, low))
+        consumer.assign(assignments)
+        deadline = time.monotonic() + 60
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                if message.error():
+                    continue
+                decoded = decode(message.value())
+                found[str(decoded.record["event_id"])] = decoded.record
+                key = (message.topic(), message.partition())
+                if key in ends and message.offset() + 1 >= ends[key]:
+                    del ends[key]
+    finally:
+        consumer.close()
+    return found
+
+
+def read_kinesis_event_ids(streams: list[str], aws: AwsSettings) -> dict[str, dict[str, Any]]:
+    """Every record of ``streams`` (deaggregated) from the trim horizon, by event id."""
+    from firehose_transforms.base import deaggregate
+    from schemas import decode
+
+    client = aws.client("kinesis")
+    found: dict[str, dict[str, Any]] = {}
+    for stream in streams:
+        for shard in client.list_shards(StreamName=stream)["Shards"]:
+            iterator = client.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = client.get_records(ShardIterator=iterator, Limit=10000)
+                for record in page["Records"]:
+                    for payload in deaggregate(record["Data"]):
+                        decoded = decode(payload)
+                        found[str(decoded.record["event_id"])] = decoded.record
+                if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                    break
+                iterator = page.get("NextShardIterator")
+    return found
+
+
+def _pii_unmasked(record: dict[str, Any]) -> bool:
+    from schemas import pii
+
+    card = record.get("card_number")
+    if card and not pii.is_masked_card_number(card):
+        return True
+    national = record.get("claimant_national_id")
+    return bool(national) and not pii.is_hmac_national_id(national)
+
+
+def _read_back(console: Any, report: DemoReport) -> None:
+    from rich.table import Table
+
+    streams = StreamSettings()
+    names = [streams.name_for(t) for t in EventType]
+    seen = {
+        StreamBackend.KAFKA.value: read_kafka_event_ids(names, KafkaSettings()),
+        StreamBackend.KINESIS.value: read_kinesis_event_ids(names, AwsSettings()),
+    }
+    table = Table(title="accepted by the API, read back from the stream")
+    for column in ("backend", "accepted (202)", "rejected", "found in stream", "missing"):
+        table.add_column(column, justify="right")
+    for backend, ids in report.accepted.items():
+        records = seen[backend]
+        missing = [i for i in ids if i not in records]
+        report.read_back[backend] = len(ids) - len(missing)
+        report.missing_in_stream[backend] = missing
+        report.unmasked_pii += sum(_pii_unmasked(records[i]) for i in ids if i in records)
+        table.add_row(
+            backend, str(len(ids)), str(report.rejected[backend]),
+            str(report.read_back[backend]), str(len(missing)),
+        )
+    console.print(table)
+    sample = next(
+        (seen["kafka"][i] for i in report.accepted.get("kafka", []) if i in seen["kafka"]
+         and seen["kafka"][i].get("card_number")), None,
+    )
+    if sample is not None:
+        console.print(
+            f"a transaction as stored on the topic: event_id={sample['event_id']} "
+            f"card_number={sample['card_number']} amount={sample['amount']} {sample['currency']}"
+        )
+
+
+def _verdict(console: Any, report: DemoReport) -> bool:
+    problems: list[str] = []
+    for backend, missing in report.missing_in_stream.items():
+        if missing:
+            problems.append(f"{len(missing)} accepted events missing from {backend}")
+    if report.unmasked_pii:
+        problems.append(f"{report.unmasked_pii} records carry unmasked PII")
+    if problems:
+        for p in problems:
+            console.print(f"[red]FAILED[/red] {p}")
+        return False
+    console.print(
+        "[green]OK[/green] every accepted event reached its stream, masked; "
+        f"settings for other commands are in {stack_env_file()}"
+    )
+    return True
