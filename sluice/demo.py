@@ -157,9 +157,16 @@ def _send_through_api(
 # --- 3. read back ---------------------------------------------------------------------
 
 
-def read_kafka_event_ids(topics: list[str], kafka: KafkaSettings) -> dict[str, dict[str, Any]]:
-    """Every record of ``topics`` from the beginning to the current end, by event id."""
-    from confluent_kafka import Consumer, TopicPartition
+def read_kafka_event_ids(
+    topics: list[str], kafka: KafkaSettings, expected: set[str] | None = None, idle_s: float = 3.0
+) -> dict[str, dict[str, Any]]:
+    """Records of ``topics`` from the beginning, by event id.
+
+    Reads until every ``expected`` id was seen or nothing arrived for ``idle_s``. End
+    offsets are not used as the stop condition: the local broker reports them wrongly
+    after batched writes (see docs/local-stack.md).
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     from schemas import decode
 
@@ -172,29 +179,30 @@ def read_kafka_event_ids(topics: list[str], kafka: KafkaSettings) -> dict[str, d
         }
     )
     found: dict[str, dict[str, Any]] = {}
+    wanted = set(expected or ())
     try:
-        assignments: list[TopicPartition] = []
-        ends: dict[tuple[str, int], int] = {}
         metadata = consumer.list_topics(timeout=10)
-        for topic in topics:
-            for partition in metadata.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10, cached=False
-                )
-                if high > low:
-                    ends[(topic, partition)] = high
-                    assignments.append(TopicPartition(topic, partition, low))
-        consumer.assign(assignments)
-        deadline = time.monotonic() + 60
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=1000, timeout=1.0):
+        consumer.assign(
+            [
+                TopicPartition(topic, partition, OFFSET_BEGINNING)
+                for topic in topics
+                for partition in metadata.topics[topic].partitions
+            ]
+        )
+        last_seen = time.monotonic()
+        while time.monotonic() - last_seen < idle_s:
+            messages = consumer.consume(num_messages=1000, timeout=0.5)
+            for message in messages:
                 if message.error():
                     continue
                 decoded = decode(message.value())
-                found[str(decoded.record["event_id"])] = decoded.record
-                key = (message.topic(), message.partition())
-                if key in ends and message.offset() + 1 >= ends[key]:
-                    del ends[key]
+                event_id = str(decoded.record["event_id"])
+                found[event_id] = decoded.record
+                wanted.discard(event_id)
+            if messages:
+                last_seen = time.monotonic()
+            if expected and not wanted:
+                break
     finally:
         consumer.close()
     return found
@@ -240,7 +248,9 @@ def _read_back(console: Any, report: DemoReport) -> None:
     streams = StreamSettings()
     names = [streams.name_for(t) for t in EventType]
     seen = {
-        StreamBackend.KAFKA.value: read_kafka_event_ids(names, KafkaSettings()),
+        StreamBackend.KAFKA.value: read_kafka_event_ids(
+            names, KafkaSettings(), set(report.accepted.get(StreamBackend.KAFKA.value, []))
+        ),
         StreamBackend.KINESIS.value: read_kinesis_event_ids(names, AwsSettings()),
     }
     table = Table(title="accepted by the API, read back from the stream")
@@ -253,13 +263,20 @@ def _read_back(console: Any, report: DemoReport) -> None:
         report.missing_in_stream[backend] = missing
         report.unmasked_pii += sum(_pii_unmasked(records[i]) for i in ids if i in records)
         table.add_row(
-            backend, str(len(ids)), str(report.rejected[backend]),
-            str(report.read_back[backend]), str(len(missing)),
+            backend,
+            str(len(ids)),
+            str(report.rejected[backend]),
+            str(report.read_back[backend]),
+            str(len(missing)),
         )
     console.print(table)
     sample = next(
-        (seen["kafka"][i] for i in report.accepted.get("kafka", []) if i in seen["kafka"]
-         and seen["kafka"][i].get("card_number")), None,
+        (
+            seen["kafka"][i]
+            for i in report.accepted.get("kafka", [])
+            if i in seen["kafka"] and seen["kafka"][i].get("card_number")
+        ),
+        None,
     )
     if sample is not None:
         console.print(

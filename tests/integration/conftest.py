@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,7 +93,7 @@ class LocalStack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack() -> Iterator[LocalStack]:
     """The local stack, started once per session (or reused via ``SLUICE_STACK_ENV``)."""
     if _REUSE_ENV:
         env_file = Path(_REUSE_ENV)
@@ -101,7 +103,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             stack_dir = env_file.parent
         yield LocalStack(env=env, env_file=env_file, stack_dir=stack_dir, managed=False)
         return
-    stack_dir = tmp_path_factory.mktemp("stack") / ".sluice"
+    # Not under pytest's temp root: pytest resets that to mode 0700 whenever a session
+    # starts, which would lock out PostgreSQL running as its own system user.
+    base = Path(tempfile.mkdtemp(prefix="sluice-stack-"))
+    stack_dir = base / ".sluice"
     settings = StackSettings(
         stack_dir=stack_dir,
         stack_kafka_port=free_port(),
@@ -115,6 +120,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         )
     finally:
         local_stack.down(settings)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -245,3 +251,11 @@ def private_kafka_broker(tmp_path: Path) -> Iterator[Callable[[], dict[str, Any]
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
         services.terminate(pid, sig=signal.SIGKILL, timeout=2)
+
+
+@pytest.fixture
+def stack_base_dir() -> Iterator[Path]:
+    """A fresh folder for a stack of a test's own (outside pytest's 0700 temp root)."""
+    base = Path(tempfile.mkdtemp(prefix="sluice-test-"))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)

@@ -30,8 +30,8 @@ def _settings(tmp_path: Path) -> StackSettings:
     )
 
 
-def test_up_is_ready_idempotent_and_down_stops_only_its_processes(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_up_is_ready_idempotent_and_down_stops_only_its_processes(stack_base_dir: Path) -> None:
+    settings = _settings(stack_base_dir)
     try:
         first = local_stack.up(settings, provision_warehouse=False)
         assert first.seconds < 15, f"stack took {first.seconds:.1f} s"
@@ -62,8 +62,8 @@ def test_up_is_ready_idempotent_and_down_stops_only_its_processes(tmp_path: Path
     assert not any(services.pid_alive(pid) for pid in pids)
 
 
-def test_taken_port_is_reported_with_its_setting(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_taken_port_is_reported_with_its_setting(stack_base_dir: Path) -> None:
+    settings = _settings(stack_base_dir)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", settings.stack_aws_port))
         sock.listen()

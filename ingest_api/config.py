@@ -1,0 +1,71 @@
+"""Settings of the ingest API (``SLUICE_API_*``).
+
+Connection settings (Kafka bootstrap servers, AWS endpoint), stream names and the
+publisher's tuning live in :mod:`sluice.config` and :mod:`producers.config`; this class
+holds what governs the HTTP edge: limits, time bounds, keys, rate limits, idempotency.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from sluice.config import SluiceSettings
+
+
+class ApiSettings(SluiceSettings):
+    """The HTTP edge: limits, time bounds, API keys, rate limits and idempotency.
+
+    ``api_key`` is the *local* key written by ``sluice stack up`` as ``SLUICE_API_KEY``:
+    it may send every tenant and every event type and is not rate limited unless
+    ``api_local_key_rate_limit`` is set. Production keys come from ``api_keys_file``
+    (a JSON file) and/or ``api_keys_json`` (the same JSON in a variable); only their
+    SHA-256 hashes are stored (see ``docs/api.md``).
+    """
+
+    api_host: str = Field(default="127.0.0.1", description="Address `sluice api serve` binds.")
+    api_port: int = Field(
+        default=8000, ge=1, le=65535, description="Port `sluice api serve` binds."
+    )
+    api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+
+    api_max_body_bytes: int = Field(
+        default=1_048_576, gt=0, le=10_000_000, description="Largest request body (413 above)."
+    )
+    api_max_batch_events: int = Field(
+        default=500, ge=1, le=10_000, description="Most events in one batch request."
+    )
+    api_publish_timeout_s: float = Field(
+        default=5.0, gt=0, description="Bound on waiting for the broker before answering 503."
+    )
+    api_retry_after_s: int = Field(
+        default=5, ge=1, description="Retry-After seconds sent with 503 answers."
+    )
+    api_ready_timeout_s: float = Field(
+        default=2.0, gt=0, description="Bound on the broker check of /readyz."
+    )
+
+    api_key: SecretStr | None = Field(
+        default=None, description="The local key: every tenant, every type (SLUICE_API_KEY)."
+    )
+    api_keys_file: Path | None = Field(default=None, description="JSON file of hashed key records.")
+    api_keys_json: SecretStr | None = Field(
+        default=None, description="JSON of hashed key records, inline."
+    )
+    api_default_rate_limit: float | None = Field(
+        default=100.0, gt=0, description="Requests/s for a key record without its own rate_limit."
+    )
+    api_local_key_rate_limit: float | None = Field(
+        default=None, gt=0, description="Requests/s for the local key (unlimited when unset)."
+    )
+    api_rate_limit_burst_s: float = Field(
+        default=2.0, gt=0, description="Bucket size, in seconds' worth of the key's rate."
+    )
+
+    api_idempotency_ttl_s: float = Field(
+        default=24 * 3600.0, gt=0, description="How long an accepted event's answer is replayed."
+    )
+    api_idempotency_max_entries: int = Field(
+        default=100_000, ge=1, description="Most remembered answers per process (LRU beyond)."
+    )

@@ -1,0 +1,127 @@
+"""Errors of the ingest API.
+
+Each :class:`ApiError` knows its HTTP status and stable ``code``; the app turns it into
+the error model ``{"status", "code", "message", "errors": [{"code", "message", "field"}]}``.
+No other exception type reaches a client: every known failure is mapped to one of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sluice.errors import FatalError, RetryableError, SluiceError
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """One problem with one field (``field`` is a dotted path, or ``None`` for the body)."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ApiError(SluiceError):
+    """An answer other than success, with its HTTP status and error code."""
+
+    status: ClassVar[int] = 400
+    default_code: ClassVar[str] = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        errors: Sequence[FieldIssue] = (),
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+        self.errors: tuple[FieldIssue, ...] = tuple(errors)
+        self.retry_after = retry_after
+
+
+class MalformedBody(ApiError, FatalError):
+    """The body is not JSON (or not UTF-8): 400."""
+
+    status: ClassVar[int] = 400
+    default_code: ClassVar[str] = "malformed_json"
+
+
+class Unauthenticated(ApiError, FatalError):
+    """No API key, or one that is not known: 401."""
+
+    status: ClassVar[int] = 401
+    default_code: ClassVar[str] = "unauthenticated"
+
+
+class Forbidden(ApiError, FatalError):
+    """A known key sending another tenant's events or a type it may not send: 403."""
+
+    status: ClassVar[int] = 403
+    default_code: ClassVar[str] = "forbidden"
+
+
+class NotFound(ApiError, FatalError):
+    """Unknown event type or route: 404."""
+
+    status: ClassVar[int] = 404
+    default_code: ClassVar[str] = "not_found"
+
+
+class MethodNotAllowed(ApiError, FatalError):
+    """A known route called with a method it does not serve: 405."""
+
+    status: ClassVar[int] = 405
+    default_code: ClassVar[str] = "method_not_allowed"
+
+
+class IdempotencyConflict(ApiError, FatalError):
+    """The same idempotency key was sent with a different event: 409."""
+
+    status: ClassVar[int] = 409
+    default_code: ClassVar[str] = "idempotency_conflict"
+
+
+class PayloadTooLarge(ApiError, FatalError):
+    """The body exceeds the limit (checked before parsing) or the batch has too many events."""
+
+    status: ClassVar[int] = 413
+    default_code: ClassVar[str] = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError, FatalError):
+    """The content type is not JSON: 415."""
+
+    status: ClassVar[int] = 415
+    default_code: ClassVar[str] = "unsupported_media_type"
+
+
+class Unprocessable(ApiError, FatalError):
+    """The JSON does not satisfy the event schema: 422 with every field error."""
+
+    status: ClassVar[int] = 422
+    default_code: ClassVar[str] = "validation_failed"
+
+
+class RateLimited(ApiError, RetryableError):
+    """The key's token bucket is empty: 429 with Retry-After."""
+
+    status: ClassVar[int] = 429
+    default_code: ClassVar[str] = "rate_limited"
+
+
+class BrokerUnavailable(ApiError, RetryableError):
+    """The broker failed or did not acknowledge in time: 503 with Retry-After."""
+
+    status: ClassVar[int] = 503
+    default_code: ClassVar[str] = "broker_unavailable"
+
+
+class KeyStoreError(FatalError):
+    """The key records (file or JSON) cannot be read or are invalid."""
+
+    default_code: ClassVar[str] = "key_store_error"

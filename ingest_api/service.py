@@ -1,0 +1,420 @@
+"""The ingest path without HTTP: validate, mask, stamp, encode, publish, remember.
+
+:class:`IngestService` turns client JSON into :class:`~ingest_api.models.EventOutcome`
+objects. It never raises for a bad event or a failing broker: a bad event is
+``rejected`` with its field errors, an event the broker did not acknowledge within
+``api_publish_timeout_s`` is ``failed`` (retryable). The HTTP layer only maps outcomes
+to status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest_api.auth import Principal
+from ingest_api.body import canonical_json
+from ingest_api.config import ApiSettings
+from ingest_api.exceptions import FieldIssue
+from ingest_api.idempotency import Coalescer, IdempotencyCache, Replay
+from ingest_api.metrics import ApiMetrics
+from ingest_api.models import EventOutcome
+from producers.base import Publisher, build_outgoing_record
+from producers.models import OutgoingRecord, PublishResult
+from schemas import codec
+from schemas.exceptions import CodecError, PiiError, ValidationError
+from sluice.config import StreamSettings
+from sluice.errors import SluiceError
+
+logger = logging.getLogger(__name__)
+
+# Codes of rejections and failures decided here (the codec adds its field codes).
+INVALID_EVENT = "validation_failed"
+NOT_AN_OBJECT = "invalid_type"
+TENANT_FORBIDDEN = "tenant_forbidden"
+IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+UNENCODABLE = "unencodable"
+PUBLISH_TIMEOUT = "publish_timeout"
+PUBLISH_FAILED = "publish_failed"
+BROKER_UNAVAILABLE = "broker_unavailable"
+
+Masker = Callable[[str, dict[str, Any]], dict[str, Any]]
+"""Masks the PII of a validated event (``event_type``, record) -> record."""
+
+
+class PublisherHolder:
+    """The process's publisher: created on first use (or at startup), closed at shutdown.
+
+    Args:
+        factory: builds the publisher; must not open connections itself.
+        publisher: an already built publisher (tests); the factory is then not used.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Publisher] | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        if factory is None and publisher is None:
+            raise ValueError("PublisherHolder needs a factory or a publisher")
+        self._factory = factory
+        self._publisher = publisher
+
+    @property
+    def started(self) -> bool:
+        """True once a publisher exists."""
+        return self._publisher is not None
+
+    def get(self) -> Publisher:
+        """The publisher, built now if it does not exist yet."""
+        if self._publisher is None:
+            assert self._factory is not None
+            self._publisher = self._factory()
+        return self._publisher
+
+    async def close(self, timeout: float) -> int:
+        """Flush (within ``timeout``) and close; returns records left undelivered."""
+        publisher, self._publisher = self._publisher, None
+        if publisher is None:
+            return 0
+        try:
+            left = await asyncio.wait_for(publisher.flush(timeout), timeout + 1.0)
+        except TimeoutError:
+            left = -1
+        await publisher.close()
+        if left:
+            logger.warning("publisher closed with %s record(s) not flushed", left)
+        return left
+
+
+class PublishCoalescer:
+    """Publishes what concurrent requests hand over in one event-loop turn as one call.
+
+    Requests that reach the publish step in the same turn of the loop share one
+    ``publisher.publish`` call per stream (their records in arrival order), which saves
+    the per-call cost of the publisher (and, on Kinesis, PutRecords round trips). Each
+    caller gets exactly the results of its own records. A caller that stops waiting
+    (its time bound passed) leaves the shared call running for the others.
+    """
+
+    def __init__(self, holder: PublisherHolder) -> None:
+        self._holder = holder
+        self._pending: dict[str, list[tuple[OutgoingRecord, asyncio.Future[PublishResult]]]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def publish(self, stream: str, records: Sequence[OutgoingRecord]) -> list[PublishResult]:
+        """The results of ``records``, in order (raises what the publisher raised)."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[PublishResult]] = [loop.create_future() for _ in records]
+        queue = self._pending.get(stream)
+        if queue is None:
+            queue = self._pending[stream] = []
+            loop.call_soon(self._start, stream)
+        queue.extend(zip(records, futures, strict=True))
+        if len(futures) == 1:
+            return [await futures[0]]
+        return list(await asyncio.gather(*futures))
+
+    def _start(self, stream: str) -> None:
+        batch = self._pending.pop(stream, [])
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._run(stream, batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(
+        self, stream: str, batch: list[tuple[OutgoingRecord, asyncio.Future[PublishResult]]]
+    ) -> None:
+        try:
+            results = await self._holder.get().publish(stream, [record for record, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except SluiceError as exc:  # a misused or misconfigured publisher: every caller sees it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException as exc:
+            # Not part of the publisher's contract: callers fail (503), and it stays loud.
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for shared calls still running."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated, masked, stamped and encoded event, ready to publish."""
+
+    record: OutgoingRecord
+    fingerprint: str
+
+
+def fingerprint_of(event: Mapping[str, Any]) -> str:
+    """A digest of what the client sent (key order does not matter)."""
+    return hashlib.blake2b(canonical_json(event), digest_size=16).hexdigest()
+
+
+def now_utc() -> datetime:
+    """The ingest timestamp: now, UTC, microseconds."""
+    return datetime.now(UTC)
+
+
+class IngestService:
+    """Validates and publishes events; remembers accepted answers for idempotency.
+
+    Args:
+        settings: API limits and time bounds.
+        streams: stream name per event type.
+        publishers: where the publisher comes from.
+        metrics: counters to update.
+        masker: masks PII of a validated record (``schemas.pii``).
+        clock: monotonic seconds (idempotency TTL).
+        wall_clock: the ``ingested_at`` stamp.
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        streams: StreamSettings,
+        publishers: PublisherHolder,
+        metrics: ApiMetrics,
+        masker: Masker,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.settings = settings
+        self.streams = streams
+        self.publishers = publishers
+        self._coalescer = PublishCoalescer(publishers)
+        self.metrics = metrics
+        self._mask = masker
+        self._wall_clock = wall_clock
+        cache: IdempotencyCache[EventOutcome] = IdempotencyCache(
+            settings.api_idempotency_ttl_s, settings.api_idempotency_max_entries
+        )
+        self.idempotency: Coalescer[EventOutcome] = Coalescer(
+            cache, clock, lambda outcome: outcome.accepted
+        )
+
+    # ------------------------------------------------------------------ validation
+
+    def prepare(self, event_type: str, event: Any, principal: Principal) -> Prepared | EventOutcome:
+        """Validate one client event; a :class:`Prepared` event or a rejection."""
+        if not isinstance(event, dict):
+            return _rejected(
+                None,
+                NOT_AN_OBJECT,
+                "an event must be a JSON object",
+                (FieldIssue(NOT_AN_OBJECT, "expected a JSON object", None),),
+            )
+        raw_id = event.get("event_id")
+        event_id = raw_id if isinstance(raw_id, str) else None
+        tenant = event.get("tenant_id")
+        if isinstance(tenant, str) and not principal.may_send_tenant(tenant):
+            return _rejected(
+                event_id,
+                TENANT_FORBIDDEN,
+                "this API key may not send events of this tenant",
+                (FieldIssue(TENANT_FORBIDDEN, "tenant not allowed for this API key", "tenant_id"),),
+            )
+        try:
+            record = codec.parse_event(event_type, event)
+        except ValidationError as exc:
+            issues = tuple(FieldIssue(e.code, e.message, e.field or None) for e in exc.errors)
+            return _rejected(
+                event_id,
+                INVALID_EVENT,
+                f"the event does not match the {event_type} schema ({len(issues)} error(s))",
+                issues,
+            )
+        try:
+            record = self._mask(event_type, record)
+        except PiiError as exc:
+            # The codec validated the values, so this is the server's configuration.
+            logger.error("event %s cannot be masked: %s", event_id, exc.code)
+            return EventOutcome(
+                "failed",
+                event_id=event_id,
+                code=exc.code,
+                message="the server cannot mask this event's PII right now",
+                retryable=True,
+            )
+        record["ingested_at"] = self._wall_clock()
+        try:
+            value = codec.encode(event_type, record, framed=True)
+            outgoing = build_outgoing_record(event_type, record, value)
+        except (CodecError, SluiceError) as exc:
+            logger.warning("event %s could not be encoded: %s", event_id, exc.code)
+            return _rejected(event_id, UNENCODABLE, f"the event cannot be encoded: {exc.message}")
+        return Prepared(outgoing, fingerprint_of(event))
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish(self, event_type: str, items: Sequence[Prepared]) -> list[EventOutcome]:
+        """Publish ``items`` in one call; one outcome per item, in order, within the bound."""
+        if not items:
+            return []
+        stream = self.streams.name_for(event_type)
+        records = [p.record for p in items]
+        timeout = self.settings.api_publish_timeout_s
+        started = time.perf_counter()
+        try:
+            # asyncio.timeout stops waiting at the bound without an extra task.
+            async with asyncio.timeout(timeout):
+                results = await self._coalescer.publish(stream, records)
+        except TimeoutError:
+            logger.warning("publish to %s not acknowledged within %s s", stream, timeout)
+            return [
+                _failed(
+                    r.event_id,
+                    PUBLISH_TIMEOUT,
+                    f"the broker did not acknowledge within {timeout} s",
+                )
+                for r in records
+            ]
+        except SluiceError as exc:
+            logger.warning("publish to %s failed: %s", stream, exc)
+            return [
+                _failed(r.event_id, BROKER_UNAVAILABLE, "the broker cannot take events right now")
+                for r in records
+            ]
+        finally:
+            self.metrics.observe_publish(event_type, time.perf_counter() - started)
+        return [
+            _from_result(record, result) for record, result in zip(records, results, strict=True)
+        ]
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for publishes still in flight (at shutdown), up to ``timeout``."""
+        await self._coalescer.drain(timeout)
+
+    # ------------------------------------------------------------------ entry points
+
+    def _key(
+        self, event_type: str, prepared: Prepared, idempotency_key: str | None, principal: Principal
+    ) -> Hashable:
+        if idempotency_key is not None:
+            return ("key", principal.key_id, event_type, idempotency_key)
+        return ("event", event_type, prepared.record.event_id)
+
+    async def ingest_one(
+        self,
+        event_type: str,
+        event: Any,
+        principal: Principal,
+        idempotency_key: str | None = None,
+    ) -> EventOutcome:
+        """Validate and publish one event (or replay its earlier answer)."""
+        prepared = self.prepare(event_type, event, principal)
+        if isinstance(prepared, EventOutcome):
+            self._count(event_type, [prepared])
+            return prepared
+        key = self._key(event_type, prepared, idempotency_key, principal)
+
+        async def action(indexes: Sequence[int]) -> list[EventOutcome]:
+            return await self.publish(event_type, [prepared])
+
+        (replay,) = await self.idempotency.run_many([(key, prepared.fingerprint)], action)
+        outcome = self._resolve(replay, prepared.record.event_id)
+        self._count(event_type, [outcome], fresh=[replay.source == "fresh"])
+        return outcome
+
+    async def ingest_batch(
+        self, event_type: str, events: Sequence[Any], principal: Principal
+    ) -> list[EventOutcome]:
+        """Validate every event, publish the valid ones in one call; outcomes in order."""
+        outcomes: list[EventOutcome | None] = [None] * len(events)
+        valid: list[tuple[int, Prepared]] = []
+        for index, event in enumerate(events):
+            prepared = self.prepare(event_type, event, principal)
+            if isinstance(prepared, EventOutcome):
+                outcomes[index] = prepared
+            else:
+                valid.append((index, prepared))
+
+        async def action(indexes: Sequence[int]) -> list[EventOutcome]:
+            return await self.publish(event_type, [valid[i][1] for i in indexes])
+
+        replays = await self.idempotency.run_many(
+            [(self._key(event_type, p, None, principal), p.fingerprint) for _, p in valid], action
+        )
+        fresh = [True] * len(events)
+        for (index, prepared), replay in zip(valid, replays, strict=True):
+            outcomes[index] = self._resolve(replay, prepared.record.event_id)
+            fresh[index] = replay.source == "fresh"
+        final = [o for o in outcomes if o is not None]
+        assert len(final) == len(events)
+        self._count(event_type, final, fresh=fresh)
+        return final
+
+    # ------------------------------------------------------------------ helpers
+
+    def _resolve(self, replay: Replay[EventOutcome], event_id: str) -> EventOutcome:
+        if replay.source == "conflict":
+            return _rejected(
+                event_id,
+                IDEMPOTENCY_CONFLICT,
+                "this idempotency key (or event_id) was already used for a different event",
+            )
+        if replay.value is None:
+            return _failed(event_id, PUBLISH_FAILED, "the event was not published; send it again")
+        return replay.value
+
+    def _count(
+        self, event_type: str, outcomes: Sequence[EventOutcome], fresh: Sequence[bool] | None = None
+    ) -> None:
+        for position, outcome in enumerate(outcomes):
+            if outcome.accepted:
+                if fresh is None or fresh[position]:
+                    self.metrics.accept(event_type)
+            else:
+                self.metrics.reject(event_type, outcome.code or "unknown")
+
+
+def _rejected(
+    event_id: str | None, code: str, message: str, errors: tuple[FieldIssue, ...] = ()
+) -> EventOutcome:
+    return EventOutcome("rejected", event_id=event_id, code=code, message=message, errors=errors)
+
+
+def _failed(event_id: str | None, code: str, message: str) -> EventOutcome:
+    return EventOutcome("failed", event_id=event_id, code=code, message=message, retryable=True)
+
+
+def _from_result(record: OutgoingRecord, result: PublishResult) -> EventOutcome:
+    if result.ok:
+        return EventOutcome(
+            "accepted",
+            event_id=record.event_id,
+            stream=result.stream,
+            partition_key=record.partition_key,
+        )
+    logger.warning(
+        "event %s not acknowledged by %s: %s", record.event_id, result.stream, result.error_code
+    )
+    timed_out = result.error_code in ("_MSG_TIMED_OUT", "_TIMED_OUT")
+    return EventOutcome(
+        "failed",
+        event_id=record.event_id,
+        code=PUBLISH_TIMEOUT if timed_out else PUBLISH_FAILED,
+        message=f"the broker did not acknowledge the event ({result.error_code})",
+        retryable=result.retryable or timed_out,
+    )
