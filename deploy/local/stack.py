@@ -154,21 +154,30 @@ def up(
         to_start.append(name)
 
     pending: list[tuple[ServiceRecord, Callable[[], bool]]] = []
-    for name in to_start:
-        say(f"starting {name.value} on port {port_map[name]}")
-        record, ready = _start(settings, name, eps[name], port_map[name])
-        state.services[name] = record
+    try:
+        for name in to_start:
+            say(f"starting {name.value} on port {port_map[name]}")
+            record, ready = _start(settings, name, eps[name], port_map[name])
+            state.services[name] = record
+            save_state(settings, state)
+            pending.append((record, ready))
+        for record, ready in pending:
+            services.wait_until(
+                ready,
+                what=record.name.value,
+                timeout=settings.stack_ready_timeout,
+                pid=record.pid if record.name is not ServiceName.POSTGRES else None,
+                log_file=Path(record.log_file),
+            )
+            say(f"{record.name.value} is ready")
+    except BaseException:
+        # A half-started stack is worse than none: stop what this call started.
+        for record, _ready in pending:
+            if services.pid_matches(record.pid, MARKERS[record.name]):
+                services.terminate(record.pid)
+            state.services.pop(record.name, None)
         save_state(settings, state)
-        pending.append((record, ready))
-    for record, ready in pending:
-        services.wait_until(
-            ready,
-            what=record.name.value,
-            timeout=settings.stack_ready_timeout,
-            pid=record.pid if record.name is not ServiceName.POSTGRES else None,
-            log_file=Path(record.log_file),
-        )
-        say(f"{record.name.value} is ready")
+        raise
 
     services.ensure_database(
         settings.stack_host, settings.stack_pg_port, settings.stack_warehouse_database

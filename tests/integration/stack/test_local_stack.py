@@ -13,7 +13,7 @@ import pytest
 
 from deploy.local import services
 from deploy.local import stack as local_stack
-from deploy.local.base import free_port, parse_env
+from deploy.local.base import free_port, parse_env, port_is_free
 from deploy.local.config import StackSettings
 from deploy.local.exceptions import PortInUseError
 from deploy.local.models import ServiceName, ServiceStatus
@@ -92,3 +92,20 @@ def test_cli_status_json_and_exit_codes(tmp_path: Path) -> None:
         [*cli, "stack", "down"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "nothing to stop" in result.stdout
+
+
+def test_a_service_failing_to_start_stops_the_ones_already_started(
+    stack_base_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploy.local.exceptions import StackError
+
+    def broken_start(self: object) -> int:
+        raise StackError("PostgreSQL did not start (simulated)")
+
+    monkeypatch.setattr(services.PostgresRunner, "start", broken_start)
+    settings = _settings(stack_base_dir)
+    with pytest.raises(StackError, match="simulated"):
+        local_stack.up(settings, provision_warehouse=False)
+    assert local_stack.status(settings) == []
+    assert port_is_free(settings.stack_host, settings.stack_kafka_port)
+    assert port_is_free(settings.stack_host, settings.stack_aws_port)
