@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from sluice.config import SluiceSettings
 from sluice.errors import ConfigurationError
@@ -16,7 +16,13 @@ class PiiSettings(SluiceSettings):
     everywhere, or the hashes of one person stop matching.
     """
 
-    pii_hmac_key: SecretStr | None = None
+    pii_hmac_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret key of the HMAC-SHA256 applied to national ids; the same everywhere "
+            "(required wherever national ids are masked)."
+        ),
+    )
 
     def hmac_key(self) -> bytes:
         """The key as bytes; :class:`ConfigurationError` when it is not set."""
