@@ -1,0 +1,189 @@
+"""Loader throughput: gzip NDJSON files in S3 -> rows merged into PostgreSQL.
+
+Compares, in the same run and on the same database, the loader (read the manifest and
+its files from S3, gunzip, validate every line, COPY FROM STDIN into staging, MERGE,
+audit, one transaction) with the same database work done by hand (the same rows
+already formatted as COPY text, COPY FROM STDIN into staging, the same MERGE,
+commit). Prints rows/s for both and their ratio (target: at least 0.7).
+
+Needs a running local stack (``sluice stack up``; its ``.sluice/stack.env`` or
+``SLUICE_STACK_ENV`` is read) or ``SLUICE_WAREHOUSE_DSN`` and ``SLUICE_AWS_ENDPOINT_URL``.
+
+    python benchmarks/load.py --rows 100000 --files 20 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import sys
+import time
+import uuid
+from typing import Any
+
+import psycopg
+
+from sluice.config import AwsSettings, ZoneSettings
+from warehouse import sqlgen
+from warehouse.config import WarehouseSettings
+from warehouse.loader import Loader, LoaderOptions
+from warehouse.models import ManifestEntry, TargetTable
+from warehouse.postgres import PostgresWarehouse
+from warehouse.rows import encode_lines
+from warehouse.zone import S3Zone, build_manifest
+
+FT = TargetTable.FINANCIAL_TRANSACTIONS
+
+
+def make_rows(n: int) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "financial-transaction",
+                "schema_version": 1,
+                "occurred_at": f"2026-11-22T03:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000000:06d}Z",
+                "ingested_at": "2026-11-22T04:00:00.000000Z",
+                "source": "mobile-app",
+                "tenant_id": f"tenant-{i % 17}",
+                "metadata": {"app_version": "4.2.0", "region": "eu"},
+                "transaction_id": f"tx-{i}",
+                "account_id": f"acc-{i % 5000}",
+                "amount": f"{(i % 100000) / 100:.2f}",
+                "currency": "EUR",
+                "transaction_type": "card_payment",
+                "channel": "pos",
+                "status": "authorized",
+                "card_number": "411111******1111",
+                "merchant_name": f"Merchant {i % 300}",
+                "merchant_mcc": "5411",
+                "merchant_country": "DE",
+            }
+        )
+    return rows
+
+
+def fresh_schema(dsn: str) -> str:
+    name = "bench_" + uuid.uuid4().hex[:10]
+    wh = PostgresWarehouse(dsn, schema=name)
+    wh.migrate()
+    wh.close()
+    return name
+
+
+def drop_schema(dsn: str, name: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {sqlgen.ident(name)} CASCADE")
+
+
+def by_hand(dsn: str, schema: str, text: bytes) -> float:
+    """COPY pre-formatted rows into staging, the same MERGE statements, commit."""
+    with psycopg.connect(dsn) as conn:
+        start = time.perf_counter()
+        with conn.cursor() as cur:
+            with cur.copy(sqlgen.copy_from_stdin(schema, FT)) as copy:
+                for i in range(0, len(text), 1 << 20):
+                    copy.write(text[i : i + (1 << 20)])
+            for statement in sqlgen.merge_statements(schema, FT):
+                cur.execute(statement)
+        conn.commit()
+        return time.perf_counter() - start
+
+
+def through_loader(loader: Loader, dsn: str, schema: str, manifest: str) -> float:
+    wh = PostgresWarehouse(dsn, schema=schema)
+    wh.backend_pid()  # connect outside the timed part, as by_hand does
+    loader.warehouse = wh
+    start = time.perf_counter()
+    outcome = loader.load_manifest(manifest)
+    elapsed = time.perf_counter() - start
+    wh.close()
+    if outcome is None or outcome.state.value != "completed":
+        raise SystemExit(f"the load did not complete: {outcome}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="loader processes validating files (1 = inline)"
+    )
+    args = parser.parse_args()
+
+    settings = WarehouseSettings()
+    dsn = settings.dsn()
+    aws = AwsSettings()
+    s3 = aws.client("s3")
+    bucket = "bench-" + uuid.uuid4().hex[:10]
+    s3.create_bucket(Bucket=bucket)
+    zs = ZoneSettings(s3_bucket=bucket)
+    zone = S3Zone(aws=aws)
+
+    rows = make_rows(args.rows)
+    lines = [json.dumps(r).encode() for r in rows]
+    per_file = (len(lines) + args.files - 1) // args.files
+    entries = []
+    for f in range(args.files):
+        part = lines[f * per_file : (f + 1) * per_file]
+        url = f"s3://{bucket}/clean/event_type=financial-transaction/dt=2026-11-22/bench-{f:04d}.gz"
+        data = gzip.compress(b"".join(line + b"\n" for line in part), compresslevel=6)
+        zone.write(url, data)
+        entries.append(ManifestEntry(url, True, len(data), len(part)))
+    preformatted = "".join(encode_lines(FT, lines, source="bench").text).encode()
+
+    print(
+        f"{args.rows} rows in {args.files} gzip NDJSON files; {args.rounds} rounds; best of each; "
+        f"loader workers: {args.workers}"
+    )
+    loader = Loader(
+        PostgresWarehouse(dsn),
+        zone,
+        zone_settings=zs,
+        options=LoaderOptions(workers=args.workers),
+    )
+    # warm the worker processes outside the timed part (as a long-running loader would be)
+    warm = f"s3://{bucket}/manifests/financial-transaction/warm.manifest"
+    zone.write(warm, build_manifest(entries[:2]))
+    schema = fresh_schema(dsn)
+    through_loader(loader, dsn, schema, warm)
+    drop_schema(dsn, schema)
+    loader_times: list[float] = []
+    hand_times: list[float] = []
+    for rnd in range(args.rounds):
+        manifest = f"s3://{bucket}/manifests/financial-transaction/bench-{rnd}.manifest"
+        zone.write(manifest, build_manifest(entries))
+        for kind in ("hand", "loader") if rnd % 2 == 0 else ("loader", "hand"):
+            schema = fresh_schema(dsn)
+            try:
+                if kind == "hand":
+                    hand_times.append(by_hand(dsn, schema, preformatted))
+                else:
+                    loader_times.append(through_loader(loader, dsn, schema, manifest))
+            finally:
+                drop_schema(dsn, schema)
+        print(
+            f"  round {rnd + 1}: by hand {args.rows / hand_times[-1]:>10,.0f} rows/s   "
+            f"loader {args.rows / loader_times[-1]:>10,.0f} rows/s   "
+            f"ratio {hand_times[-1] / loader_times[-1]:.2f}"
+        )
+    loader.close()
+    hand = args.rows / min(hand_times)
+    loader = args.rows / min(loader_times)
+    # Each round runs both back to back, so a round's ratio sees the same machine load;
+    # the median over rounds is the figure (best-of-each is printed too).
+    ratio = statistics.median(h / x for h, x in zip(hand_times, loader_times, strict=True))
+    print(f"by hand (COPY pre-formatted rows + MERGE): {hand:>10,.0f} rows/s (best)")
+    print(f"loader (S3 -> validate -> COPY + MERGE):   {loader:>10,.0f} rows/s (best)")
+    print(f"ratio of the best: {loader / hand:.2f}")
+    print(f"ratio loader / by hand, median of rounds: {ratio:.2f} (target >= 0.70)")
+    return 0 if ratio >= 0.7 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,494 @@
+"""Reconcile: count events per stage of the path for a time window and say what is missing.
+
+Stages, in path order: ``accepted`` (what the API said yes to), ``stream`` (Kafka topic
+or Kinesis stream), ``s3_clean`` and ``s3_errors`` (the zone), ``warehouse`` (the target
+tables). Each stage is read by a small *stage source*: a function from a
+:class:`Window` to the list of :class:`Sighting` s at that stage (one per copy, so
+duplicates show), or ``None`` when the stage cannot be read. The pure
+:func:`reconcile` compares them; the source functions below are the I/O edges, and
+callers (``sluice reconcile``, the demo) may pass their own.
+
+What "missing" means at each stage (an event may sit in the error prefix instead of
+the warehouse, with its reason: that is accounted for, not missing):
+
+- ``stream``: accepted but not on the stream;
+- ``s3``: on the stream but neither in ``s3_clean`` nor in ``s3_errors``;
+- ``warehouse``: in ``s3_clean`` but not in the warehouse.
+
+The window is on ``occurred_at`` (``start <= occurred_at < end``), the one timestamp
+every stage carries. When no accepted-events source is given, the stream stands for
+it: the API answers 202 only after the broker acknowledged the write.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sluice.config import AwsSettings, KafkaSettings, ZoneSettings
+from sluice.errors import SluiceError
+from warehouse.base import Warehouse
+from warehouse.models import TargetTable
+from warehouse.zone import Zone, gunzip
+
+log = logging.getLogger(__name__)
+
+STAGES = ("accepted", "stream", "s3_clean", "s3_errors", "warehouse")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """``start <= occurred_at < end``; either side open when ``None``."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def contains(self, ts: datetime | None) -> bool:
+        """True when ``ts`` is inside (an unknown time counts as inside)."""
+        if ts is None:
+            return True
+        return (self.start is None or ts >= self.start) and (self.end is None or ts < self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One copy of an event at a stage (``event_id`` ``None`` when it cannot be read).
+
+    ``test`` marks a test event, which the transform drops on purpose (``Dropped``,
+    reason ``test_event``): it is expected on the stream and nowhere after it.
+    """
+
+    event_id: str | None
+    occurred_at: datetime | None = None
+    test: bool = False
+
+
+StageSource = Callable[[Window], "list[Sighting] | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageCount:
+    """Counts of one stage."""
+
+    stage: str
+    available: bool
+    total: int = 0
+    distinct: int = 0
+    unidentified: int = 0
+    test_events: int = 0
+    duplicates: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    difference: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "stage": self.stage,
+            "available": self.available,
+            "total": self.total,
+            "distinct": self.distinct,
+            "unidentified": self.unidentified,
+            "test_events": self.test_events,
+            "duplicates": len(self.duplicates),
+            "duplicate_ids": list(self.duplicates),
+            "missing": len(self.missing),
+            "missing_ids": list(self.missing),
+            "difference": self.difference,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """The per-stage counts for a window, and the overall verdict."""
+
+    window: Window
+    stages: tuple[StageCount, ...]
+    lost: tuple[str, ...] = field(default=())
+
+    def stage(self, name: str) -> StageCount:
+        """The counts of ``name``."""
+        return next(s for s in self.stages if s.stage == name)
+
+    @property
+    def ok(self) -> bool:
+        """No event missing anywhere and no duplicate in the warehouse."""
+        return (
+            not self.lost
+            and all(not s.missing for s in self.stages)
+            and not self.stage("warehouse").duplicates
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "window": {
+                "from": self.window.start.isoformat() if self.window.start else None,
+                "to": self.window.end.isoformat() if self.window.end else None,
+            },
+            "ok": self.ok,
+            "lost": list(self.lost),
+            "stages": [s.as_dict() for s in self.stages],
+        }
+
+
+def _ids(sightings: Sequence[Sighting] | None) -> Counter[str]:
+    return Counter(s.event_id for s in sightings or () if s.event_id is not None)
+
+
+def reconcile(window: Window, seen: Mapping[str, Sequence[Sighting] | None]) -> ReconcileReport:
+    """Compare stages (pure). ``seen[stage]`` is ``None`` for a stage that was not read."""
+    inside = {
+        name: None if s is None else [x for x in s if window.contains(x.occurred_at)]
+        for name, s in seen.items()
+    }
+    counts = {name: _ids(inside.get(name)) for name in STAGES}
+    dropped = {s.event_id for s in inside.get("stream") or () if s.test and s.event_id}
+    accepted_avail = inside.get("accepted") is not None
+    expected = counts["accepted"] if accepted_avail else counts["stream"]
+    zone = set(counts["s3_clean"]) | set(counts["s3_errors"])
+    missing: dict[str, set[str]] = {
+        "accepted": set(),
+        "stream": set(expected) - set(counts["stream"]) if accepted_avail else set(),
+        "s3_clean": set(counts["stream"]) - zone - dropped
+        if inside.get("s3_clean") is not None
+        else set(),
+        "s3_errors": set(),
+        "warehouse": set(counts["s3_clean"]) - set(counts["warehouse"])
+        if inside.get("warehouse") is not None
+        else set(),
+    }
+    # difference: distinct events at this stage minus at the stage it is fed from
+    # (s3_clean counts clean and error events together against the stream).
+    compare = {
+        "stream": ("accepted", len(counts["stream"])),
+        "s3_clean": ("stream", len(zone)),
+        "warehouse": ("s3_clean", len(counts["warehouse"])),
+    }
+    stages = []
+    for name in STAGES:
+        sightings = inside.get(name)
+        if sightings is None:
+            stages.append(StageCount(name, available=False))
+            continue
+        c = counts[name]
+        diff = 0
+        if name in compare and inside.get(compare[name][0]) is not None:
+            diff = compare[name][1] - len(counts[compare[name][0]])
+        stages.append(
+            StageCount(
+                stage=name,
+                available=True,
+                total=len(sightings),
+                distinct=len(c),
+                unidentified=sum(1 for s in sightings if s.event_id is None),
+                test_events=len({s.event_id for s in sightings if s.test}),
+                duplicates=tuple(sorted(k for k, n in c.items() if n > 1)),
+                missing=tuple(sorted(missing[name])),
+                difference=diff,
+            )
+        )
+    end_avail = inside.get("warehouse") is not None and inside.get("s3_errors") is not None
+    lost: set[str] = set()
+    if end_avail:
+        lost = set(expected) - set(counts["warehouse"]) - set(counts["s3_errors"]) - dropped
+    return ReconcileReport(window, tuple(stages), tuple(sorted(lost)))
+
+
+# --- stage sources (I/O edges) ----------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A timestamp from an ISO-8601 string, a datetime, or epoch micros (UTC)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
+    return None
+
+
+def sighting_of(obj: Mapping[str, Any], *, test: bool = False) -> Sighting:
+    """A sighting from an event or row dict."""
+    eid = obj.get("event_id")
+    return Sighting(str(eid).lower() if eid else None, parse_time(obj.get("occurred_at")), test)
+
+
+def _test_sources() -> tuple[str, ...]:
+    from firehose_transforms.config import TransformSettings
+
+    return TransformSettings().test_source_prefixes()
+
+
+def identify_payload(payload: bytes, test_sources: tuple[str, ...] | None = None) -> list[Sighting]:
+    """Sightings of a stream payload: KPL aggregate, framed Avro or JSON, best effort.
+
+    Test events (the transform's rule, ``firehose_transforms.clean.is_test_event``) are
+    marked, since the transform drops them on purpose.
+    """
+    from firehose_transforms.base import deaggregate, decode_payload
+    from firehose_transforms.clean import is_test_event
+
+    prefixes = _test_sources() if test_sources is None else test_sources
+
+    try:
+        parts = deaggregate(payload)
+    except SluiceError:
+        return [Sighting(None)]
+    out = []
+    for part in parts:
+        try:
+            event = decode_payload(part)
+            out.append(sighting_of(event, test=is_test_event(event, prefixes)))
+            continue
+        except SluiceError:
+            pass
+        try:
+            obj = json.loads(part)
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        out.append(sighting_of(obj) if isinstance(obj, dict) else Sighting(None))
+    return out
+
+
+def accepted_log_source(path: Path) -> StageSource:
+    """Accepted events from an NDJSON log (``event_id``, ``occurred_at`` per line)."""
+
+    def read(window: Window) -> list[Sighting] | None:
+        if not path.exists():
+            return None
+        out = []
+        with path.open("rb") as fh:
+            for line in fh:
+                if line.strip():
+                    obj = json.loads(line)
+                    if isinstance(obj, dict):
+                        out.append(sighting_of(obj))
+        return out
+
+    return read
+
+
+def kafka_stream_source(
+    settings: KafkaSettings, topics: Sequence[str], *, timeout: float = 10.0, settle: float = 1.5
+) -> StageSource:
+    """Every record on ``topics`` from the beginning to the current end.
+
+    Reading stops once every partition reached the end offset the broker reported and
+    nothing arrived for ``settle`` seconds (some brokers report stale end offsets, so
+    the end offsets are a lower bound, not the stop condition alone), or after
+    ``timeout`` seconds without a record.
+    """
+
+    def read(window: Window) -> list[Sighting] | None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+        conf = dict(settings.client_config())
+        conf.update({"group.id": "sluice-reconcile", "enable.auto.commit": False})
+        consumer = Consumer(conf)
+        prefixes = _test_sources()
+        out: list[Sighting] = []
+        try:
+            remaining: dict[tuple[str, int], int] = {}
+            assignment = []
+            for topic in topics:
+                meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+                if meta is None or meta.error is not None:
+                    continue
+                for p in meta.partitions:
+                    tp = TopicPartition(topic, p)
+                    _, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+                    if high > 0:
+                        remaining[(topic, p)] = high
+                    assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+            if not assignment:
+                return out
+            consumer.assign(assignment)
+            idle_since = time.monotonic()
+            while True:
+                idle = time.monotonic() - idle_since
+                if idle >= timeout or (not remaining and idle >= settle):
+                    break
+                msg = consumer.poll(0.2)
+                if msg is None or msg.error():
+                    continue
+                idle_since = time.monotonic()
+                out.extend(identify_payload(msg.value() or b"", prefixes))
+                key = (msg.topic(), msg.partition())
+                offset = msg.offset()
+                if key in remaining and offset is not None and offset + 1 >= remaining[key]:
+                    del remaining[key]
+        except KafkaException as exc:
+            raise SluiceError(f"reading the stream failed: {exc}", code="kafka") from exc
+        finally:
+            consumer.close()
+        return out
+
+    return read
+
+
+def kinesis_stream_source(
+    aws: AwsSettings, streams: Sequence[str], *, client: Any = None
+) -> StageSource:
+    """Every record on ``streams`` (all shards, from TRIM_HORIZON to the current end)."""
+
+    def read(window: Window) -> list[Sighting] | None:
+        kinesis = client or aws.client("kinesis")
+        prefixes = _test_sources()
+        out: list[Sighting] = []
+        for stream in streams:
+            shards = kinesis.list_shards(StreamName=stream)["Shards"]
+            for shard in shards:
+                it = kinesis.get_shard_iterator(
+                    StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+                while it:
+                    resp = kinesis.get_records(ShardIterator=it, Limit=10000)
+                    for rec in resp["Records"]:
+                        out.extend(identify_payload(rec["Data"], prefixes))
+                    if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
+                        break
+                    it = resp.get("NextShardIterator")
+        return out
+
+    return read
+
+
+def zone_clean_source(zone: Zone, zs: ZoneSettings) -> StageSource:
+    """Rows of every clean file in the zone."""
+
+    def read(window: Window) -> list[Sighting] | None:
+        out = []
+        for obj in zone.list(zs.s3_bucket, zs.s3_clean_prefix):
+            for line in gunzip(zone.read(obj.url), obj.url).split(b"\n"):
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        out.append(Sighting(None))
+                        continue
+                    out.append(sighting_of(row) if isinstance(row, dict) else Sighting(None))
+        return out
+
+    return read
+
+
+def zone_error_source(zone: Zone, zs: ZoneSettings) -> StageSource:
+    """Events of the error records (Firehose format: base64 ``rawData``)."""
+
+    def read(window: Window) -> list[Sighting] | None:
+        out: list[Sighting] = []
+        prefixes = _test_sources()
+        for obj in zone.list(zs.s3_bucket, zs.s3_error_prefix):
+            for line in gunzip(zone.read(obj.url), obj.url).split(b"\n"):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    raw = base64.b64decode(record["rawData"])
+                except (ValueError, KeyError, TypeError, binascii.Error):
+                    out.append(Sighting(None))
+                    continue
+                out.extend(identify_payload(raw, prefixes))
+        return out
+
+    return read
+
+
+def warehouse_source(
+    warehouse: Warehouse, tables: Iterable[TargetTable] = tuple(TargetTable)
+) -> StageSource:
+    """Event ids in the target tables (the window applied in SQL)."""
+    wanted = tuple(tables)
+
+    def read(window: Window) -> list[Sighting] | None:
+        out: list[Sighting] = []
+        for table in wanted:
+            out.extend(
+                Sighting(eid, None) for eid in warehouse.event_ids(table, window.start, window.end)
+            )
+        return out
+
+    return read
+
+
+def run(window: Window, sources: Mapping[str, StageSource | None]) -> ReconcileReport:
+    """Read every stage through its source and :func:`reconcile` them."""
+    seen: dict[str, list[Sighting] | None] = {}
+    for name in STAGES:
+        source = sources.get(name)
+        seen[name] = source(window) if source is not None else None
+        log.info(
+            "reconcile: stage %s read (%s)",
+            name,
+            "n/a" if seen[name] is None else len(seen[name] or ()),
+        )
+    return reconcile(window, seen)
+
+
+def default_sources(
+    warehouse: Warehouse,
+    *,
+    accepted_log: Path | None = None,
+    read_stream: bool = True,
+    zone: Zone | None = None,
+) -> dict[str, StageSource | None]:
+    """The stage sources of the configured pipeline (settings from the environment)."""
+    from sluice.config import StreamBackend, StreamSettings
+    from warehouse.zone import S3Zone
+
+    zs = ZoneSettings()
+    zone = zone or S3Zone(aws=AwsSettings())
+    streams = StreamSettings()
+    names = [streams.stream_financial_transaction, streams.stream_insurance_claim]
+    stream: StageSource | None = None
+    if read_stream:
+        if streams.stream_backend is StreamBackend.KINESIS:
+            stream = kinesis_stream_source(AwsSettings(), names)
+        else:
+            stream = kafka_stream_source(KafkaSettings(), names)
+    return {
+        "accepted": accepted_log_source(accepted_log) if accepted_log else None,
+        "stream": stream,
+        "s3_clean": zone_clean_source(zone, zs),
+        "s3_errors": zone_error_source(zone, zs),
+        "warehouse": warehouse_source(warehouse),
+    }
+
+
+def reconcile_pipeline(
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    accepted_log: Path | None = None,
+    read_stream: bool = True,
+    warehouse: Warehouse | None = None,
+) -> ReconcileReport:
+    """Reconcile the configured pipeline for ``[start, end)`` (what ``sluice reconcile`` runs).
+
+    The demo calls this in Python; pass ``warehouse`` to reuse an open one.
+    """
+    from warehouse.factory import create_warehouse
+
+    wh = warehouse or create_warehouse()
+    try:
+        return run(
+            Window(start, end),
+            default_sources(wh, accepted_log=accepted_log, read_stream=read_stream),
+        )
+    finally:
+        if warehouse is None:
+            wh.close()
