@@ -73,7 +73,13 @@ def run(args: argparse.Namespace) -> int:
         _send_through_api(console, backend, args, report)
     console.rule("[bold]3. read back from the topic and the stream")
     _read_back(console, report)
-    ok = _verdict(console, report)
+    console.rule("[bold]4. Firehose-faithful delivery into the S3 zone")
+    _deliver(console)
+    console.rule("[bold]5. load the S3 zone into the warehouse")
+    _load(console)
+    console.rule("[bold]6. reconcile this run's events across every stage")
+    reconciled = _reconcile(console, report)
+    ok = _verdict(console, report) and reconciled
     return 0 if ok else 1
 
 
@@ -283,6 +289,114 @@ def _read_back(console: Any, report: DemoReport) -> None:
             f"a transaction as stored on the topic: event_id={sample['event_id']} "
             f"card_number={sample['card_number']} amount={sample['amount']} {sample['currency']}"
         )
+
+
+# --- 4. delivery ----------------------------------------------------------------------
+
+
+def _deliver(console: Any) -> None:
+    from rich.table import Table
+
+    from firehose_transforms.delivery import run_delivery
+    from firehose_transforms.models import DeliveryOptions, SourceKind
+
+    table = Table(title="delivery into the S3 zone")
+    for column in ("source", "event type", "records", "ok", "dropped", "failed", "objects"):
+        table.add_column(column, justify="right")
+    for backend in BACKENDS:
+        for event_type in EventType:
+            with console.status(f"delivering {event_type.value} from {backend.value}"):
+                summary = run_delivery(
+                    DeliveryOptions(
+                        source=SourceKind(backend.value),
+                        event_type=event_type,
+                        buffer_seconds=60,
+                        once=True,
+                        quiet=True,
+                    )
+                )
+            table.add_row(
+                backend.value,
+                event_type.value,
+                str(summary.records),
+                str(summary.ok),
+                str(summary.dropped),
+                str(summary.failed),
+                str(len(summary.objects) + len(summary.error_objects)),
+            )
+    console.print(table)
+
+
+# --- 5. load ---------------------------------------------------------------------------
+
+
+def _load(console: Any) -> None:
+    from warehouse.cli import build_loader
+    from warehouse.config import WarehouseSettings
+
+    loader = build_loader(WarehouseSettings())
+    try:
+        with console.status("loading manifests into the warehouse"):
+            summary = loader.run_once()
+    finally:
+        loader.close()
+    totals = summary.totals()
+    console.print(
+        f"{summary.manifests_seen} manifests seen, {totals['loads']} loaded now: "
+        f"{totals['files']} files, {totals['staged']} rows staged, "
+        f"{totals['inserted']} inserted, {totals['updated']} updated, "
+        f"{totals['rejected']} quarantined"
+    )
+    if summary.failed:
+        raise SluiceError(f"{len(summary.failed)} loads failed; see `sluice load` for details")
+
+
+# --- 6. reconcile ----------------------------------------------------------------------
+
+
+def _only(ids: set[str], source: Any) -> Any:
+    """Restrict a reconcile stage to this run's events (earlier runs share the stack)."""
+
+    def read(window: Any) -> Any:
+        seen = source(window)
+        return None if seen is None else [s for s in seen if s.event_id in ids]
+
+    return read
+
+
+def _reconcile(console: Any, report: DemoReport) -> bool:
+    from warehouse.cli import print_report
+    from warehouse.factory import create_warehouse
+    from warehouse.reconcile import (
+        Sighting,
+        Window,
+        default_sources,
+        kafka_stream_source,
+        kinesis_stream_source,
+        run,
+    )
+
+    ids = {i for accepted in report.accepted.values() for i in accepted}
+    streams = StreamSettings()
+    names = [streams.name_for(t) for t in EventType]
+    kafka = kafka_stream_source(KafkaSettings(), names)
+    kinesis = kinesis_stream_source(AwsSettings(), names)
+    warehouse = create_warehouse()
+    try:
+        sources = default_sources(warehouse, read_stream=False)
+        sources["accepted"] = lambda _w: [Sighting(i) for i in sorted(ids)]
+        sources["stream"] = lambda w: [*(kafka(w) or []), *(kinesis(w) or [])]
+        with console.status("reading every stage"):
+            result = run(Window(), {k: _only(ids, v) for k, v in sources.items() if v})
+    finally:
+        warehouse.close()
+    print_report(result, console)
+    wh = result.stage("warehouse")
+    console.print(
+        f"warehouse: {wh.distinct} of {len(ids)} accepted events, "
+        f"{len(wh.missing)} missing, {len(wh.duplicates)} duplicated"
+    )
+    return result.ok
 
 
 def _verdict(console: Any, report: DemoReport) -> bool:
