@@ -1,0 +1,137 @@
+"""``sluice firehose run``: the local delivery (Firehose's part on the local stack)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any
+
+from firehose_transforms.config import (
+    MAX_BUFFER_MIB,
+    MAX_BUFFER_SECONDS,
+    MIN_BUFFER_MIB,
+    MIN_BUFFER_SECONDS,
+    DeliverySettings,
+)
+from firehose_transforms.models import DeliveryOptions, SourceKind
+from sluice.config import EventType
+
+
+def _ranged(low: int, high: int, unit: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from exc
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}-{high} {unit}, got {value}")
+        return value
+
+    return parse
+
+
+def register(sub: Any) -> None:
+    """Add ``sluice firehose`` and its subcommands."""
+    parser = sub.add_parser("firehose", help="the local Firehose delivery (transform into S3)")
+    actions = parser.add_subparsers(dest="firehose_command", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="read a topic/stream, transform, write the S3 zone, checkpoint",
+        description=(
+            "Plays Amazon Data Firehose's part locally: buffers records by size and "
+            "interval, invokes the transform Lambda handler with a Firehose-shaped event, "
+            "writes clean/, errors/processing-failed/ and manifests/ to S3, and "
+            "checkpoints the source only after the writes."
+        ),
+    )
+    run.add_argument(
+        "--source",
+        choices=[k.value for k in SourceKind],
+        default=None,
+        help="kafka or kinesis (default: SLUICE_STREAM_BACKEND)",
+    )
+    run.add_argument("--event-type", choices=[e.value for e in EventType], required=True)
+    run.add_argument("--stream", help="topic/stream name (default: from SLUICE_STREAM_*)")
+    run.add_argument("--group-id", help="Kafka consumer group (default: sluice-firehose-<type>)")
+    run.add_argument(
+        "--buffer-mib",
+        type=_ranged(MIN_BUFFER_MIB, MAX_BUFFER_MIB, "MiB"),
+        default=None,
+        help="size buffering hint, 1-128 MiB",
+    )
+    run.add_argument(
+        "--buffer-seconds",
+        type=_ranged(MIN_BUFFER_SECONDS, MAX_BUFFER_SECONDS, "s"),
+        default=None,
+        help="interval buffering hint, 0-900 s",
+    )
+    run.add_argument("--once", action="store_true", help="drain the stream, flush, exit")
+    run.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=2.0,
+        help="with --once: how long the stream must stay empty (default 2)",
+    )
+    run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from firehose_transforms.delivery import DeliveryRunner, run_delivery
+    from sluice.config import StreamSettings
+
+    settings = DeliverySettings()
+    source = args.source or StreamSettings().stream_backend.value
+    options = DeliveryOptions(
+        source=SourceKind(source),
+        event_type=EventType(args.event_type),
+        buffer_mib=args.buffer_mib if args.buffer_mib is not None else settings.firehose_buffer_mib,
+        buffer_seconds=(
+            args.buffer_seconds
+            if args.buffer_seconds is not None
+            else settings.firehose_buffer_seconds
+        ),
+        once=args.once,
+        metrics_port=args.metrics_port,
+        stream=args.stream,
+        group_id=args.group_id,
+        idle_seconds=args.idle_seconds,
+        max_seconds=args.max_seconds,
+        quiet=args.quiet,
+    )
+    console = Console(stderr=True)
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            console.print(line, highlight=False)
+
+    def hook(runner: DeliveryRunner) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        if not args.quiet:
+            console.print(
+                f"delivering {options.event_type.value} from {runner.source.kind} "
+                f"{runner.source.name} to s3://{runner.zone.s3_bucket} "
+                f"(buffer {options.buffer_mib} MiB / {options.buffer_seconds} s)",
+                highlight=False,
+            )
+
+    summary = run_delivery(options, settings=settings, progress=progress, runner_hook=hook)
+    if args.json:
+        json.dump(summary.as_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not args.quiet:
+        console.print(
+            f"done: {summary.batches} batches, {summary.records} records -> ok {summary.ok} "
+            f"({summary.rows} rows), dropped {summary.dropped}, failed {summary.failed}; "
+            f"{len(summary.objects)} clean objects, {len(summary.error_objects)} error objects, "
+            f"{len(summary.manifests)} manifests in {summary.seconds:.1f} s",
+            highlight=False,
+        )
+    return 0
