@@ -241,6 +241,7 @@ def print_report(report: Any, console: Any = None) -> None:
         "duplicates",
         "missing",
         "unidentified",
+        "test events",
     ):
         table.add_column(col, justify="right" if col != "stage" else "left")
     for s in report.stages:
