@@ -1,0 +1,171 @@
+"""Records/s through the consumer framework (no-op sink) against a bare confluent-kafka loop.
+
+Both run in the same process against the same topic, each with a fresh consumer group:
+
+- baseline: ``consume(500)`` in a loop with a synchronous offset commit per batch;
+- framework: ``BatchConsumer`` with batches of 500, a no-op sink, synchronous commits
+  after the sink, the dead-letter path idle (pass-through decoder);
+- framework + Avro: the same with the schemas codec decoding every record.
+
+The broker comes from ``SLUICE_KAFKA_BOOTSTRAP_SERVERS`` (or ``.sluice/stack.env``):
+run ``sluice stack up`` first. Target: framework / baseline >= 0.5.
+
+    python benchmarks/consume.py [--records 50000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from typing import Any
+
+from consumers.base import BatchConsumer, BatchProcessor, RetryPolicy
+from consumers.config import ConsumerSettings
+from consumers.kafka import KafkaSource
+from consumers.memory import MemoryDeadLetters, NoopSink
+from consumers.models import BatchOutcome, DecodedRecord, StreamRecord
+from sluice.config import KafkaSettings
+
+BATCH = 500
+
+
+def produce(kafka: KafkaSettings, topic: str, count: int) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    import schemas
+
+    admin = AdminClient(kafka.client_config())
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(15)
+    body = schemas.parse_event(
+        "financial-transaction", schemas.example_event("financial-transaction")
+    )
+    producer = Producer({**kafka.client_config(), "linger.ms": 20, "enable.idempotence": False})
+    for i in range(count):
+        body = {**body, "event_id": str(uuid.uuid4())}
+        producer.produce(
+            topic, key=f"acc-{i % 64}", value=schemas.encode("financial-transaction", body)
+        )
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+
+
+def bare_loop(kafka: KafkaSettings, topic: str, count: int) -> float:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < count:
+            messages = consumer.consume(num_messages=BATCH, timeout=1.0)
+            good = [m for m in messages if m.error() is None]
+            if not good:
+                continue
+            if started is None:
+                started = time.perf_counter()
+            seen += len(good)
+            consumer.commit(asynchronous=False, offsets=_next_offsets(good))
+    finally:
+        consumer.close()
+    assert started is not None
+    return seen / (time.perf_counter() - started)
+
+
+def _next_offsets(messages: list[Any]) -> list[Any]:
+    from confluent_kafka import TopicPartition
+
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        last[(m.topic(), m.partition())] = m.offset()
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def passthrough(record: StreamRecord) -> DecodedRecord:
+    return DecodedRecord(record, "financial-transaction", 1, {})
+
+
+class StopAt:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.seen = 0
+        self.started: float | None = None
+        self.consumer: BatchConsumer | None = None
+
+    def batch_done(self, outcome: BatchOutcome) -> None:
+        if self.started is None:
+            self.started = time.perf_counter() - outcome.duration_s
+        self.seen += outcome.records
+        if self.seen >= self.count and self.consumer is not None:
+            self.consumer.stop()
+
+    def batch_failed(self, error: BaseException) -> None:
+        raise error
+
+
+def framework(kafka: KafkaSettings, topic: str, count: int, *, avro: bool) -> float:
+    from consumers.base import decode_record
+
+    settings = ConsumerSettings(
+        consumer_group=f"bench-fw-{uuid.uuid4().hex[:8]}", consumer_batch_max_records=BATCH
+    )
+    source = KafkaSource([topic], settings=settings, kafka=kafka)
+    processor = BatchProcessor(
+        NoopSink(),
+        MemoryDeadLetters(),
+        policy=RetryPolicy(),
+        decoder=decode_record if avro else passthrough,
+    )
+    observer = StopAt(count)
+    consumer = BatchConsumer(
+        source, processor, max_records=BATCH, max_wait_s=1.0, observer=observer
+    )
+    observer.consumer = consumer
+    source.on_assigned = processor.tracker.seed
+    source.on_revoked = consumer.handle_revoke
+    consumer.run(timeout_s=600)
+    assert observer.started is not None
+    return observer.seen / (time.perf_counter() - observer.started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    kafka = KafkaSettings()
+    topic = f"bench-consume-{uuid.uuid4().hex[:8]}"
+    print(f"producing {args.records} records to {topic} on {kafka.kafka_bootstrap_servers} ...")
+    produce(kafka, topic, args.records)
+    # The machine is shared: alternate the two loops and keep each one's best round.
+    bares, fws = [], []
+    for _ in range(args.rounds):
+        bares.append(bare_loop(kafka, topic, args.records))
+        fws.append(framework(kafka, topic, args.records, avro=False))
+    fw_avro = framework(kafka, topic, args.records, avro=True)
+    bare, fw = max(bares), max(fws)
+    print("rounds (records/s): bare " + ", ".join(f"{b:,.0f}" for b in bares))
+    print("                    framework " + ", ".join(f"{f:,.0f}" for f in fws))
+    print(f"bare confluent-kafka loop : {bare:12,.0f} records/s (best of {args.rounds})")
+    print(
+        f"framework, no-op sink     : {fw:12,.0f} records/s   ratio {fw / bare:.2f} (target >= 0.5)"
+    )
+    print(f"framework + Avro decoding : {fw_avro:12,.0f} records/s   ratio {fw_avro / bare:.2f}")
+    return 0 if fw / bare >= 0.5 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,622 @@
+"""The consumer framework: protocols of its boundaries and the pure batch logic.
+
+A consumer reads a *batch* (at most ``max_records``, at most ``max_wait_s``), decodes
+it, hands it to a :class:`Sink` inside one sink transaction, and moves its checkpoint
+only after the sink committed. The commit runs as numbered steps
+(:class:`~consumers.models.CommitStep`): 1. sink commit, 2. dead letters published,
+3. checkpoint. A checkpoint that does not move forward raises.
+
+On a sink failure the sink is rolled back and the batch is written again with backoff.
+When the batch keeps failing with a transient error the consumer rewinds its source to
+the last checkpoint and tries again later (nothing is dropped); when it keeps failing
+with a non-transient error the batch is split in halves until the failing records are
+isolated; those go to the dead-letter queue with their origin and reason, the rest of
+the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Protocol, runtime_checkable
+
+from consumers.exceptions import (
+    CheckpointNotForwardError,
+    ConsumerInterrupted,
+    DecodeError,
+    SinkUnavailableError,
+)
+from consumers.models import (
+    Batch,
+    BatchOutcome,
+    CommitStep,
+    DeadLetter,
+    DecodedRecord,
+    PartitionKey,
+    StreamRecord,
+)
+from sluice.errors import RetryableError, is_retryable
+
+logger = logging.getLogger(__name__)
+
+AVRO_CONTENT_TYPE = "application/vnd.sluice.avro"
+JSON_CONTENT_TYPE = "application/json"
+MAX_ERROR_MESSAGE = 1000
+
+Positions = Mapping[PartitionKey, int]
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where a batch goes. One transaction per ``begin`` .. ``commit``/``rollback``.
+
+    ``write`` may be called more than once inside a transaction. A sink must make a
+    rewritten batch harmless (MERGE on ``event_id``, deterministic object keys).
+    """
+
+    def begin(self, batch_id: str) -> None: ...
+
+    def write(self, records: Sequence[DecodedRecord]) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class Source(Protocol):
+    """A consumer's view of its topic or stream (one group member / worker)."""
+
+    def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_s``."""
+        ...
+
+    def checkpoint(self, positions: Positions) -> None:
+        """Durably record the last processed offset of each partition (synchronous)."""
+        ...
+
+    def rewind(self, positions: Positions) -> None:
+        """Read again from these offsets (the first offsets of a failed batch)."""
+        ...
+
+    def caught_up(self) -> bool:
+        """True when every partition this member reads is at its end."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class CheckpointStore(Protocol):
+    """Checkpoints of one group on one topic / stream, as replay and lag see them.
+
+    A checkpoint is the offset of the last processed record of a partition (Kafka
+    stores ``last + 1`` as its committed offset); ``None`` means nothing processed yet.
+    """
+
+    def load(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int | None]: ...
+
+    def save(self, positions: Positions) -> None:
+        """Write checkpoints as given (replay may move them backwards)."""
+        ...
+
+
+class DeadLetterSink(Protocol):
+    """Where records go that cannot be decoded or keep failing."""
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Publish every letter durably or raise :class:`~consumers.exceptions.DeadLetterError`."""
+        ...
+
+
+Decoder = Callable[[StreamRecord], DecodedRecord]
+
+
+# --------------------------------------------------------------------------- pure logic
+
+
+def ensure_forward(committed: Positions, positions: Positions) -> None:
+    """Raise unless every position is beyond the committed one of its partition."""
+    for tp, offset in positions.items():
+        previous = committed.get(tp)
+        if previous is not None and offset <= previous:
+            raise CheckpointNotForwardError(
+                f"checkpoint of {tp} would move from {previous} to {offset}"
+            )
+
+
+class CheckpointTracker:
+    """The last committed offset per partition, as this member knows it."""
+
+    def __init__(self) -> None:
+        self._committed: dict[PartitionKey, int] = {}
+
+    @property
+    def committed(self) -> dict[PartitionKey, int]:
+        return dict(self._committed)
+
+    def seed(self, positions: Mapping[PartitionKey, int | None]) -> None:
+        """Take the store's checkpoints of newly assigned partitions."""
+        for tp, offset in positions.items():
+            if offset is not None:
+                self._committed[tp] = offset
+
+    def validate(self, positions: Positions) -> None:
+        ensure_forward(self._committed, positions)
+
+    def mark(self, positions: Positions) -> None:
+        self.validate(positions)
+        self._committed.update(positions)
+
+    def forget(self, partitions: Iterable[PartitionKey]) -> None:
+        for tp in partitions:
+            self._committed.pop(tp, None)
+
+
+class BatchAssembler:
+    """Collects polled records into a batch: full at ``max_records`` or due at ``max_wait_s``."""
+
+    def __init__(
+        self, max_records: int, max_wait_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_records = max_records
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self._records: list[StreamRecord] = []
+        self._started: float | None = None
+
+    def start(self) -> None:
+        if self._started is None:
+            self._started = self._clock()
+
+    def add(self, records: Sequence[StreamRecord]) -> None:
+        self.start()
+        self._records.extend(records)
+
+    @property
+    def pending(self) -> int:
+        return len(self._records)
+
+    def capacity(self) -> int:
+        return max(0, self.max_records - len(self._records))
+
+    def time_left(self) -> float:
+        if self._started is None:
+            return self.max_wait_s
+        return max(0.0, self.max_wait_s - (self._clock() - self._started))
+
+    def ready(self) -> bool:
+        return self.capacity() == 0 or (self._started is not None and self.time_left() == 0.0)
+
+    def take(self) -> Batch:
+        batch = Batch(tuple(self._records))
+        self._records = []
+        self._started = None
+        return batch
+
+    def drop(self, partitions: Iterable[PartitionKey]) -> list[StreamRecord]:
+        """Remove and return the pending records of ``partitions`` (on revoke)."""
+        gone = set(partitions)
+        removed = [r for r in self._records if r.tp in gone]
+        self._records = [r for r in self._records if r.tp not in gone]
+        if not self._records:
+            self._started = None
+        return removed
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a batch and an isolated record are written, and the backoff between."""
+
+    attempts: int = 3
+    record_attempts: int = 2
+    base_delay_s: float = 0.2
+    max_delay_s: float = 10.0
+    multiplier: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Backoff after the ``attempt``-th failure (1-based), capped exponential."""
+        if attempt < 1:
+            return 0.0
+        return float(min(self.max_delay_s, self.base_delay_s * self.multiplier ** (attempt - 1)))
+
+
+def bisect(records: Sequence[DecodedRecord]) -> tuple[list[DecodedRecord], list[DecodedRecord]]:
+    """Split a failing batch in halves to find the records that fail on their own."""
+    middle = (len(records) + 1) // 2
+    return list(records[:middle]), list(records[middle:])
+
+
+def batch_id_of(records: Sequence[DecodedRecord]) -> str:
+    """A sink transaction id stable across retries of the same records."""
+    return Batch(tuple(d.record for d in records)).batch_id
+
+
+def dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
+    """Headers of a dead-lettered record: its origin, the reason, and the original headers."""
+    record = letter.record
+    headers = {k: v for k, v in record.headers.items() if not k.startswith("dlq-")}
+    headers.update(
+        {
+            "dlq-source-stream": record.stream,
+            "dlq-source-partition": record.partition,
+            "dlq-source-offset": str(record.offset),
+            "dlq-error-class": letter.error_class,
+            "dlq-error-message": letter.message[:MAX_ERROR_MESSAGE],
+            "dlq-attempts": str(letter.attempts),
+        }
+    )
+    if record.timestamp_ms is not None:
+        headers["dlq-source-timestamp-ms"] = str(record.timestamp_ms)
+    return headers
+
+
+def error_summary(exc: BaseException) -> tuple[str, str]:
+    """The class name and one-line message recorded for a failure."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return type(exc).__name__, message[:MAX_ERROR_MESSAGE]
+
+
+def decode_record(record: StreamRecord) -> DecodedRecord:
+    """Decode a framed Avro or a JSON record value with the schemas codec."""
+    from schemas.codec import decode_value  # at the edge: the codec loads every schema
+
+    try:
+        decoded = decode_value(
+            record.value,
+            content_type=record.headers.get("content-type") or None,
+            event_type=record.headers.get("event_type") or None,
+        )
+    except Exception as exc:
+        name, message = error_summary(exc)
+        raise DecodeError(f"{name}: {message}") from exc
+    event_type, version, event = decoded
+    return DecodedRecord(record, str(event_type), int(version), event)
+
+
+# --------------------------------------------------------------------------- processing
+
+
+@dataclass
+class _Attempts:
+    rollbacks: int = 0
+    writes: int = 0
+    written: int = 0
+    steps: list[CommitStep] = field(default_factory=list)
+
+
+class BatchProcessor:
+    """Writes one batch through a sink, isolates failing records, then checkpoints.
+
+    ``sleep(seconds)`` waits between retries and returns ``False`` when the consumer
+    was asked to stop meanwhile (the batch is then rolled back and not checkpointed).
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        dead_letters: DeadLetterSink,
+        *,
+        policy: RetryPolicy | None = None,
+        decoder: Decoder = decode_record,
+        sleep: Callable[[float], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.policy = policy or RetryPolicy()
+        self.decoder = decoder
+        self.tracker = CheckpointTracker()
+        self._sleep = sleep or _plain_sleep
+        self._clock = clock
+        self.last_steps: list[CommitStep] = []
+
+    def close(self) -> None:
+        """Close the sink and the dead-letter queue when they hold resources."""
+        for part in (self.sink, self.dead_letters):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+
+    def decode(self, batch: Batch) -> tuple[list[DecodedRecord], list[DeadLetter]]:
+        decoder = self.decoder
+        try:
+            return [decoder(record) for record in batch.records], []
+        except DecodeError:
+            pass  # at least one record is undecodable: decode one by one below
+        decoded: list[DecodedRecord] = []
+        letters: list[DeadLetter] = []
+        for record in batch.records:
+            try:
+                decoded.append(self.decoder(record))
+            except DecodeError as exc:
+                letters.append(DeadLetter(record, "DecodeError", exc.message, attempts=1))
+        return decoded, letters
+
+    def process(self, batch: Batch, checkpoint: Callable[[Positions], None]) -> BatchOutcome:
+        """Write, dead-letter and checkpoint ``batch``; raise to have it read again."""
+        started = self._clock()
+        positions = batch.last_offsets()
+        self.tracker.validate(positions)
+        decoded, letters = self.decode(batch)
+        state = _Attempts()
+        if decoded:
+            whole = batch.batch_id if len(decoded) == len(batch) else None
+            letters.extend(self._write_with_retries(decoded, state, whole))
+        state.steps.append(CommitStep.SINK_COMMIT)
+        if letters:
+            self.dead_letters.send(letters)
+        state.steps.append(CommitStep.DEAD_LETTERS)
+        checkpoint(positions)
+        self.tracker.mark(positions)
+        state.steps.append(CommitStep.CHECKPOINT)
+        self.last_steps = state.steps
+        return BatchOutcome(
+            batch_id=batch.batch_id,
+            records=len(batch),
+            written=state.written,
+            dead_letters=tuple(letters),
+            attempts=state.writes,
+            rollbacks=state.rollbacks,
+            checkpoint=positions,
+            duration_s=self._clock() - started,
+        )
+
+    def _transaction(
+        self, records: Sequence[DecodedRecord], state: _Attempts, batch_id: str | None = None
+    ) -> Exception | None:
+        """One sink transaction; returns the failure after rolling back, or None."""
+        state.writes += 1
+        try:
+            self.sink.begin(batch_id or batch_id_of(records))
+            self.sink.write(records)
+            self.sink.commit()
+        except Exception as exc:  # noqa: BLE001 - any sink failure rolls back; decided below
+            logger.warning("sink transaction of %d records failed: %s", len(records), exc)
+            self.sink.rollback()
+            state.rollbacks += 1
+            return exc
+        state.written += len(records)
+        return None
+
+    def _backoff(self, attempt: int) -> None:
+        if not self._sleep(self.policy.delay(attempt)):
+            raise ConsumerInterrupted("stopped while retrying a batch; rolled back")
+
+    def _write_with_retries(
+        self, records: list[DecodedRecord], state: _Attempts, batch_id: str | None
+    ) -> list[DeadLetter]:
+        failure: Exception | None = None
+        for attempt in range(1, self.policy.attempts + 1):
+            failure = self._transaction(records, state, batch_id)
+            if failure is None:
+                return []
+            if attempt < self.policy.attempts:
+                self._backoff(attempt)
+        assert failure is not None
+        if is_retryable(failure):
+            raise SinkUnavailableError(
+                f"batch of {len(records)} records failed {self.policy.attempts} times: "
+                f"{error_summary(failure)[1]}"
+            ) from failure
+        return self._isolate(records, self.policy.attempts, failure, state)
+
+    def _isolate(
+        self,
+        records: list[DecodedRecord],
+        prior_attempts: int,
+        failure: Exception,
+        state: _Attempts,
+    ) -> list[DeadLetter]:
+        """Find the records of a failed group that fail on their own (bisection)."""
+        if len(records) == 1:
+            return self._retry_single(records[0], prior_attempts, failure, state)
+        letters: list[DeadLetter] = []
+        for half in bisect(records):
+            half_failure = self._transaction(half, state)
+            if half_failure is None:
+                continue
+            if is_retryable(half_failure):
+                raise SinkUnavailableError(
+                    f"sink failed while isolating records: {error_summary(half_failure)[1]}"
+                ) from half_failure
+            letters.extend(self._isolate(half, prior_attempts + 1, half_failure, state))
+        return letters
+
+    def _retry_single(
+        self, record: DecodedRecord, prior_attempts: int, failure: Exception, state: _Attempts
+    ) -> list[DeadLetter]:
+        attempts = prior_attempts
+        while attempts < prior_attempts + self.policy.record_attempts - 1:
+            self._backoff(attempts)
+            next_failure = self._transaction([record], state)
+            attempts += 1
+            if next_failure is None:
+                return []
+            if is_retryable(next_failure):
+                raise SinkUnavailableError(
+                    f"sink failed while retrying a record: {error_summary(next_failure)[1]}"
+                ) from next_failure
+            failure = next_failure
+        name, message = error_summary(failure)
+        logger.warning(
+            "dead-lettering %s offset %s: %s", record.record.tp, record.record.offset, name
+        )
+        return [DeadLetter(record.record, name, message, attempts)]
+
+
+def _plain_sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+# --------------------------------------------------------------------------- the run loop
+
+
+@dataclass
+class RunSummary:
+    """What one :meth:`BatchConsumer.run` did."""
+
+    batches: int = 0
+    records: int = 0
+    dead_letters: int = 0
+    rollbacks: int = 0
+    rewinds: int = 0
+
+
+class BatchObserver(Protocol):
+    """Receives what happens to batches (metrics, logs)."""
+
+    def batch_done(self, outcome: BatchOutcome) -> None: ...
+
+    def batch_failed(self, error: BaseException) -> None: ...
+
+
+class _NoObserver:
+    def batch_done(self, outcome: BatchOutcome) -> None:
+        return None
+
+    def batch_failed(self, error: BaseException) -> None:
+        return None
+
+
+class BatchConsumer:
+    """Runs a source through a :class:`BatchProcessor` until stopped.
+
+    SIGTERM (after :meth:`install_signal_handlers`) or :meth:`stop` lets the batch in
+    hand finish and commit (or roll back when it was being retried), then closes the
+    source cleanly so the group rebalances at once.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        processor: BatchProcessor,
+        *,
+        max_records: int = 500,
+        max_wait_s: float = 1.0,
+        observer: BatchObserver | None = None,
+        poll_slice_s: float = 0.2,
+    ) -> None:
+        self.source = source
+        self.processor = processor
+        self.assembler = BatchAssembler(max_records, max_wait_s)
+        self.observer: BatchObserver = observer or _NoObserver()
+        self.poll_slice_s = poll_slice_s
+        self._stop = threading.Event()
+        self.summary = RunSummary()
+        self._failures = 0
+
+    # -- control
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep unless stopping; False when stopped meanwhile (the processor's ``sleep``)."""
+        return not self._stop.wait(seconds)
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the consumer after the batch in hand."""
+
+        def _handler(signum: int, frame: FrameType | None) -> None:
+            logger.info("signal %s: finishing the batch in hand", signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, _handler)
+        signal.signal(signal.SIGINT, _handler)
+
+    # -- loop
+    def run(
+        self,
+        *,
+        until_caught_up: bool = False,
+        max_batches: int | None = None,
+        timeout_s: float | None = None,
+    ) -> RunSummary:
+        """Consume until stopped (or caught up / ``max_batches`` / ``timeout_s``)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                batch = self._assemble()
+                if len(batch):
+                    self._handle(batch)
+                    if max_batches is not None and self.summary.batches >= max_batches:
+                        break
+                elif until_caught_up and self.source.caught_up():
+                    break
+            if self.assembler.pending:
+                self._handle(self.assembler.take())
+        finally:
+            try:
+                self.source.close()
+            finally:
+                self.processor.close()
+        return self.summary
+
+    def _assemble(self) -> Batch:
+        self.assembler.start()
+        while not self.assembler.ready() and not self._stop.is_set():
+            wait = min(self.poll_slice_s, self.assembler.time_left())
+            records = self.source.poll(self.assembler.capacity(), wait)
+            if records:
+                self.assembler.add(records)
+            elif self.assembler.pending == 0 and wait <= 0:
+                break
+        return self.assembler.take()
+
+    def _handle(self, batch: Batch) -> None:
+        try:
+            outcome = self.processor.process(batch, self.source.checkpoint)
+        except ConsumerInterrupted:
+            self.source.rewind(batch.first_offsets())
+            return
+        except RetryableError as exc:
+            self._failures += 1
+            self.summary.rewinds += 1
+            self.observer.batch_failed(exc)
+            logger.warning(
+                "batch %s not committed (%s); rewinding to the last checkpoint", batch.batch_id, exc
+            )
+            self.source.rewind(batch.first_offsets())
+            self.wait(self.processor.policy.delay(self._failures))
+            return
+        self._failures = 0
+        self.summary.batches += 1
+        self.summary.records += outcome.records
+        self.summary.dead_letters += len(outcome.dead_letters)
+        self.summary.rollbacks += outcome.rollbacks
+        self.observer.batch_done(outcome)
+
+    def handle_revoke(self, partitions: Iterable[PartitionKey]) -> None:
+        """Commit the pending records of partitions that are going away, or drop them.
+
+        Called by the source before it gives the partitions up; dropped records are
+        read again by their next owner from the last checkpoint.
+        """
+        gone = list(partitions)
+        pending = self.assembler.drop(gone)
+        if pending:
+            try:
+                self._commit_on_revoke(Batch(tuple(pending)))
+            except RetryableError as exc:
+                logger.warning("revoked partitions: in-flight batch rolled back (%s)", exc)
+        self.processor.tracker.forget(gone)
+
+    def _commit_on_revoke(self, batch: Batch) -> None:
+        outcome = self.processor.process(batch, self.source.checkpoint)
+        self.summary.batches += 1
+        self.summary.records += outcome.records
+        self.summary.dead_letters += len(outcome.dead_letters)
+        self.observer.batch_done(outcome)

@@ -1,0 +1,59 @@
+"""Settings of the consumer framework (``SLUICE_CONSUMER_*``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sluice.config import SluiceSettings
+
+
+class ConsumerSettings(SluiceSettings):
+    """How a consumer group assembles batches, retries, checkpoints and reports.
+
+    Stream names, backend and connection settings come from the shared
+    :class:`~sluice.config.StreamSettings`, :class:`~sluice.config.KafkaSettings` and
+    :class:`~sluice.config.AwsSettings`; this class holds only what is the consumers' own.
+    """
+
+    consumer_group: str = "sluice-warehouse"
+    consumer_sink: Literal["warehouse", "s3", "noop"] = "warehouse"
+    consumer_batch_max_records: int = Field(default=500, ge=1, le=100_000)
+    consumer_batch_max_wait_s: float = Field(default=1.0, gt=0)
+    consumer_retry_attempts: int = Field(
+        default=3, ge=1, description="Writes of one batch before it is split to isolate records."
+    )
+    consumer_record_attempts: int = Field(
+        default=2, ge=1, description="Writes of one isolated record before it is dead-lettered."
+    )
+    consumer_retry_base_delay_s: float = Field(default=0.2, ge=0)
+    consumer_retry_max_delay_s: float = Field(default=10.0, ge=0)
+    consumer_start_position: Literal["earliest", "latest"] = "earliest"
+    # Kafka group membership; short values suit tests and the local broker.
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    consumer_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    # Kinesis leases (the KCL's names in parentheses).
+    consumer_lease_table: str | None = Field(
+        default=None, description="DynamoDB lease table; defaults to the group name."
+    )
+    consumer_lease_duration_s: float = Field(default=10.0, gt=0, description="(failoverTime)")
+    consumer_lease_renew_interval_s: float = Field(default=3.0, gt=0)
+    consumer_lease_take_interval_s: float = Field(default=2.0, gt=0)
+    consumer_max_leases_to_steal: int = Field(default=1, ge=0)
+    consumer_idle_read_interval_s: float = Field(
+        default=1.0, ge=0, description="Wait before reading a shard again after an empty read."
+    )
+    consumer_stall_after_s: float = Field(
+        default=60.0, gt=0, description="Lag above zero without a commit for this long: STALLED."
+    )
+    consumer_worker_id: str | None = Field(default=None, description="Defaults to host:pid.")
+    # Reporting.
+    consumer_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    consumer_emf: bool = False
+    consumer_emf_namespace: str = "Sluice/Consumers"
+
+    def lease_table(self, stream: str) -> str:
+        """The lease table of this group on ``stream`` (shard ids repeat across streams)."""
+        base = self.consumer_lease_table or f"sluice-leases-{self.consumer_group}"
+        return f"{base}.{stream}"

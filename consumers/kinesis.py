@@ -1,0 +1,686 @@
+"""Kinesis backend: the DynamoDB lease table, its checkpoint store, and the worker source.
+
+Lease table (one per consumer group, created when missing, as the KCL does): one item per
+shard with ``leaseKey`` (shard id), ``leaseOwner``, ``leaseCounter``, ``checkpoint``
+(a sequence number or TRIM_HORIZON / LATEST / SHARD_END / AT_TIMESTAMP:ms /
+AT_SEQUENCE_NUMBER:seq), ``parentShardIds``, ``lastCheckpointAt`` and ``lastRenewedAt``
+(epoch seconds; for people and ``sluice lag``; lease expiry uses only the counter).
+Every write that depends on ownership is conditional on the owner and the counter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+
+from consumers.base import Positions
+from consumers.config import ConsumerSettings
+from consumers.exceptions import CheckpointError, LeaseLostError, LeaseTableError
+from consumers.leases import (
+    Observation,
+    ShardInfo,
+    checkpoint_position,
+    expired,
+    iterator_request,
+    new_leases,
+    observe,
+    parents_finished,
+    plan_take,
+)
+from consumers.models import SHARD_END, TRIM_HORIZON, Lease, PartitionKey, StreamRecord
+from sluice.config import AwsSettings
+from sluice.errors import RetryableError, SluiceError
+
+logger = logging.getLogger(__name__)
+
+CONDITIONAL_FAILED = "ConditionalCheckFailedException"
+THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "LimitExceededException",
+}
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", type(exc).__name__))
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def user_records(data: bytes) -> tuple[list[bytes], bool]:
+    """The user records of a KPL aggregate (and True), or ``[data]`` (and False).
+
+    An aggregate that cannot be read stays one record, which then fails to decode and
+    goes to the dead-letter queue whole.
+    """
+    from firehose_transforms.base import KPL_MAGIC, deaggregate
+
+    if not data.startswith(KPL_MAGIC):
+        return [data], False
+    try:
+        return deaggregate(data), True
+    except SluiceError as exc:
+        logger.warning("unreadable KPL aggregate kept whole: %s", exc)
+        return [data], False
+
+
+def to_stream_records(stream: str, shard: str, raw: Mapping[str, Any]) -> list[StreamRecord]:
+    """The records of one GetRecords entry; user records of an aggregate share its
+    sequence number (the checkpoint unit) and carry their sub-sequence number."""
+    seq = int(raw["SequenceNumber"])
+    arrival = raw.get("ApproximateArrivalTimestamp")
+    timestamp_ms = int(arrival.timestamp() * 1000) if arrival else None
+    payloads, aggregated = user_records(bytes(raw["Data"]))
+    key = str(raw.get("PartitionKey", "")).encode()
+    return [
+        StreamRecord(
+            stream=stream,
+            partition=shard,
+            offset=seq,
+            value=payload,
+            key=key,
+            headers={"kinesis-sub-sequence": str(i)} if aggregated else {},
+            timestamp_ms=timestamp_ms,
+        )
+        for i, payload in enumerate(payloads)
+    ]
+
+
+class KinesisReadError(RetryableError):
+    """Kinesis could not be read right now (throttling, an expired iterator, a lost connection)."""
+
+    default_code = "kinesis_read_failed"
+
+
+def lease_from_item(item: Mapping[str, Any]) -> Lease:
+    """A :class:`Lease` from a DynamoDB item (resource-style, plain values)."""
+    parents = item.get("parentShardIds") or []
+    last = item.get("lastCheckpointAt")
+    return Lease(
+        lease_key=str(item["leaseKey"]),
+        owner=str(item["leaseOwner"]) if item.get("leaseOwner") else None,
+        counter=int(item.get("leaseCounter", 0)),
+        checkpoint=str(item.get("checkpoint", TRIM_HORIZON)),
+        parent_shard_ids=tuple(sorted(str(p) for p in parents)),
+        last_checkpoint_at=float(last) if last is not None else None,
+    )
+
+
+def _deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+class LeaseStore(Protocol):
+    """The lease table boundary: DynamoDB (:class:`DynamoLeaseTable`) or memory."""
+
+    def exists(self) -> bool: ...
+
+    def list(self) -> list[Lease]: ...
+
+    def create(self, lease: Lease) -> bool: ...
+
+    def take(self, lease: Lease, worker_id: str) -> Lease: ...
+
+    def renew(self, lease: Lease, worker_id: str) -> Lease: ...
+
+    def checkpoint(self, lease: Lease, worker_id: str, checkpoint: str) -> Lease: ...
+
+    def release(self, lease: Lease, worker_id: str) -> None: ...
+
+    def set_checkpoint(self, lease_key: str, checkpoint: str) -> None: ...
+
+    def last_renewed(self) -> dict[str, float]: ...
+
+
+class DynamoLeaseTable:
+    """The lease table of one group on one stream."""
+
+    def __init__(self, table: str, *, client: Any = None, aws: AwsSettings | None = None) -> None:
+        self.table = table
+        self._client = client
+        self._aws = aws
+        self._ready = False
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = (self._aws or AwsSettings()).client("dynamodb")
+        return self._client
+
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            code = _code(exc)
+            if code == CONDITIONAL_FAILED:
+                raise LeaseLostError(f"{what}: lease changed hands", code=code) from exc
+            raise LeaseTableError(f"{what} on {self.table} failed", code=code) from exc
+        except BotoCoreError as exc:
+            raise LeaseTableError(f"{what} on {self.table} failed: {exc}") from exc
+
+    def exists(self) -> bool:
+        """True when the table exists (never creates it)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.describe_table(TableName=self.table)
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return False
+            raise LeaseTableError(f"describe {self.table}", code=_code(exc)) from exc
+        return True
+
+    def ensure(self) -> None:
+        """Create the table when it is missing and wait until it is active."""
+        if self._ready:
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.describe_table(TableName=self.table)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise LeaseTableError(f"describe {self.table}", code=_code(exc)) from exc
+            try:
+                self.client.create_table(
+                    TableName=self.table,
+                    KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+            except ClientError as create_exc:
+                if _code(create_exc) != "ResourceInUseException":
+                    raise LeaseTableError(
+                        f"create {self.table}", code=_code(create_exc)
+                    ) from create_exc
+            self.client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
+        self._ready = True
+
+    def list(self) -> list[Lease]:
+        self.ensure()
+        leases: list[Lease] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
+        while True:
+            page = self._call("scan", self.client.scan, **kwargs)
+            leases.extend(lease_from_item(_deserialize(i)) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(leases, key=lambda le: le.lease_key)
+
+    def create(self, lease: Lease) -> bool:
+        """Create a lease unless one exists; True when this call created it."""
+        self.ensure()
+        item: dict[str, Any] = {
+            "leaseKey": {"S": lease.lease_key},
+            "leaseCounter": {"N": str(lease.counter)},
+            "checkpoint": {"S": lease.checkpoint},
+            "ownerSwitchesSinceCheckpoint": {"N": "0"},
+        }
+        if lease.parent_shard_ids:
+            item["parentShardIds"] = {"SS": list(lease.parent_shard_ids)}
+        try:
+            self._call(
+                "create lease",
+                self.client.put_item,
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(leaseKey)",
+            )
+        except LeaseLostError:
+            return False
+        return True
+
+    def _update(
+        self, what: str, lease: Lease, set_expr: str, values: dict[str, Any], condition: str
+    ) -> Lease:
+        values = {**values, ":one": {"N": "1"}, ":now": {"N": f"{time.time():.3f}"}}
+        expr = f"SET leaseCounter = leaseCounter + :one, lastRenewedAt = :now, {set_expr}"
+        answer = self._call(
+            what,
+            self.client.update_item,
+            TableName=self.table,
+            Key={"leaseKey": {"S": lease.lease_key}},
+            UpdateExpression=expr.rstrip(", "),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return lease_from_item(_deserialize(answer["Attributes"]))
+
+    def take(self, lease: Lease, worker_id: str) -> Lease:
+        """Take a lease whose counter is still the observed one (free, expired or stolen)."""
+        return self._update(
+            "take lease",
+            lease,
+            "leaseOwner = :me, ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :one",
+            {":me": {"S": worker_id}, ":seen": {"N": str(lease.counter)}},
+            "leaseCounter = :seen",
+        )
+
+    def renew(self, lease: Lease, worker_id: str) -> Lease:
+        return self._update(
+            "renew lease",
+            lease,
+            "",
+            {":me": {"S": worker_id}, ":held": {"N": str(lease.counter)}},
+            "leaseOwner = :me AND leaseCounter = :held",
+        )
+
+    def checkpoint(self, lease: Lease, worker_id: str, checkpoint: str) -> Lease:
+        """Checkpoint a held lease; raises :class:`LeaseLostError` when it is not ours."""
+        return self._update(
+            "checkpoint",
+            lease,
+            "checkpoint = :cp, lastCheckpointAt = :now, ownerSwitchesSinceCheckpoint = :zero",
+            {
+                ":me": {"S": worker_id},
+                ":held": {"N": str(lease.counter)},
+                ":cp": {"S": checkpoint},
+                ":zero": {"N": "0"},
+            },
+            "leaseOwner = :me AND leaseCounter = :held",
+        )
+
+    def release(self, lease: Lease, worker_id: str) -> None:
+        """Give a lease up (clean shutdown) so another worker takes it at once."""
+        self._call(
+            "release lease",
+            self.client.update_item,
+            TableName=self.table,
+            Key={"leaseKey": {"S": lease.lease_key}},
+            UpdateExpression="REMOVE leaseOwner SET leaseCounter = leaseCounter + :one",
+            ConditionExpression="leaseOwner = :me AND leaseCounter = :held",
+            ExpressionAttributeValues={
+                ":me": {"S": worker_id},
+                ":held": {"N": str(lease.counter)},
+                ":one": {"N": "1"},
+            },
+        )
+
+    def set_checkpoint(self, lease_key: str, checkpoint: str) -> None:
+        """Overwrite a checkpoint whoever owns the lease (replay)."""
+        self.ensure()
+        self._call(
+            "set checkpoint",
+            self.client.update_item,
+            TableName=self.table,
+            Key={"leaseKey": {"S": lease_key}},
+            UpdateExpression=(
+                "SET checkpoint = :cp, lastCheckpointAt = :now, "
+                "leaseCounter = if_not_exists(leaseCounter, :zero) + :one"
+            ),
+            ExpressionAttributeValues={
+                ":cp": {"S": checkpoint},
+                ":now": {"N": f"{time.time():.3f}"},
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+            },
+        )
+
+    def last_renewed(self) -> dict[str, float]:
+        """``lastRenewedAt`` per lease (epoch seconds), for liveness shown to people."""
+        self.ensure()
+        out: dict[str, float] = {}
+        page = self._call("scan", self.client.scan, TableName=self.table, ConsistentRead=True)
+        for raw in page.get("Items", []):
+            item = _deserialize(raw)
+            value = item.get("lastRenewedAt")
+            if isinstance(value, Decimal | int | float):
+                out[str(item["leaseKey"])] = float(value)
+        return out
+
+
+class DynamoCheckpointStore:
+    """The :class:`~consumers.base.CheckpointStore` of a Kinesis group: lease checkpoints."""
+
+    def __init__(self, table: LeaseStore) -> None:
+        self.table = table
+
+    def load(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int | None]:
+        by_key = {lease.lease_key: lease for lease in self.table.list()}
+        out: dict[PartitionKey, int | None] = {}
+        for tp in partitions:
+            lease = by_key.get(tp.partition)
+            out[tp] = None if lease is None else checkpoint_position(lease.checkpoint)
+        return out
+
+    def save(self, positions: Positions) -> None:
+        for tp, last in positions.items():
+            self.table.create(Lease(tp.partition, None, 0, TRIM_HORIZON))
+            self.table.set_checkpoint(tp.partition, str(last))
+
+
+def list_shards(client: Any, stream: str) -> list[ShardInfo]:
+    """Every shard of ``stream`` (open and closed) with its parents."""
+    from botocore.exceptions import ClientError
+
+    shards: list[ShardInfo] = []
+    kwargs: dict[str, Any] = {"StreamName": stream}
+    try:
+        while True:
+            page = client.list_shards(**kwargs)
+            for shard in page.get("Shards", []):
+                shards.append(
+                    ShardInfo(
+                        shard["ShardId"],
+                        shard.get("ParentShardId"),
+                        shard.get("AdjacentParentShardId"),
+                        closed="EndingSequenceNumber" in shard.get("SequenceNumberRange", {}),
+                    )
+                )
+            token = page.get("NextToken")
+            if not token:
+                break
+            kwargs = {"NextToken": token}
+    except ClientError as exc:
+        raise KinesisReadError(f"list shards of {stream}", code=_code(exc)) from exc
+    return shards
+
+
+class KinesisSource:
+    """One worker of a Kinesis consumer group (the same batch API as Kafka)."""
+
+    def __init__(
+        self,
+        stream: str,
+        *,
+        settings: ConsumerSettings | None = None,
+        aws: AwsSettings | None = None,
+        kinesis_client: Any = None,
+        leases: LeaseStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream
+        self.settings = settings or ConsumerSettings()
+        self._aws = aws
+        self._kinesis = kinesis_client
+        self.leases: LeaseStore = leases or DynamoLeaseTable(
+            self.settings.lease_table(stream), aws=aws
+        )
+        self.worker_id = self.settings.consumer_worker_id or default_worker_id()
+        self._clock = clock
+        self.held: dict[str, Lease] = {}
+        self._iterators: dict[str, str | None] = {}
+        self._last_returned: dict[str, int] = {}
+        self._ended: dict[str, int | None] = {}
+        self._at_tip: set[str] = set()
+        self._closed: set[str] = set()
+        self._first_scan: float | None = None
+        self._resume: dict[str, str] = {}
+        self._next_read: dict[str, float] = {}
+        self._checkpointed: dict[str, int] = {}
+        self._observations: dict[str, Observation] = {}
+        self._last_take = -1e9
+        self._last_renew = -1e9
+        self._all: list[Lease] = []
+        self.on_assigned: Callable[[Mapping[PartitionKey, int | None]], None] | None = None
+        self.on_revoked: Callable[[list[PartitionKey]], None] | None = None
+
+    @property
+    def kinesis(self) -> Any:
+        if self._kinesis is None:
+            self._kinesis = (self._aws or AwsSettings()).client("kinesis")
+        return self._kinesis
+
+    def _tp(self, shard: str) -> PartitionKey:
+        return PartitionKey(self.stream, shard)
+
+    # -- lease maintenance
+    def maintain(self, *, force: bool = False) -> None:
+        now = self._clock()
+        if force or now - self._last_renew >= self.settings.consumer_lease_renew_interval_s:
+            self._renew()
+            self._last_renew = now
+        if force or now - self._last_take >= self.settings.consumer_lease_take_interval_s:
+            self._sync_and_take(now)
+            self._last_take = now
+
+    def _drop(self, shards: Iterable[str]) -> None:
+        gone = [s for s in shards if s in self.held]
+        if not gone:
+            return
+        if self.on_revoked is not None:
+            self.on_revoked([self._tp(s) for s in gone])
+        for shard in gone:
+            self.held.pop(shard, None)
+            self._iterators.pop(shard, None)
+            self._ended.pop(shard, None)
+            self._at_tip.discard(shard)
+            self._resume.pop(shard, None)
+            self._last_returned.pop(shard, None)
+        logger.info("worker %s lost leases %s", self.worker_id, ", ".join(gone))
+
+    def _renew(self) -> None:
+        lost: list[str] = []
+        for shard, lease in list(self.held.items()):
+            try:
+                self.held[shard] = self.leases.renew(lease, self.worker_id)
+            except LeaseLostError:
+                lost.append(shard)
+        self._drop(lost)
+
+    def _sync_and_take(self, now: float) -> None:
+        leases = self.leases.list()
+        known = {lease.lease_key for lease in leases}
+        created = False
+        shards = list_shards(self.kinesis, self.stream)
+        self._closed = {shard.shard_id for shard in shards if shard.closed}
+        for lease in new_leases(
+            shards,
+            known,
+            "LATEST" if self.settings.consumer_start_position == "latest" else TRIM_HORIZON,
+        ):
+            created = self.leases.create(lease) or created
+        if created:
+            leases = self.leases.list()
+        self._all = leases
+        if self._first_scan is None:
+            self._first_scan = now
+        self._observations = observe(self._observations, leases, now)
+        # leases this worker believes it holds but the table says otherwise
+        by_key = {lease.lease_key: lease for lease in leases}
+        self._drop(
+            [s for s in self.held if by_key.get(s) is None or by_key[s].owner != self.worker_id]
+        )
+        free = expired(
+            leases,
+            self._observations,
+            now,
+            self.settings.consumer_lease_duration_s,
+            worker_id=self.worker_id,
+        )
+        plan = plan_take(
+            leases, self.worker_id, free, max_steal=self.settings.consumer_max_leases_to_steal
+        )
+        taken: dict[PartitionKey, int | None] = {}
+        for key in plan.take + plan.steal:
+            try:
+                lease = self.leases.take(by_key[key], self.worker_id)
+            except LeaseLostError:
+                continue
+            logger.info("worker %s took lease %s", self.worker_id, key)
+            self.held[key] = lease
+            position = checkpoint_position(lease.checkpoint)
+            if position is not None:
+                self._checkpointed[key] = position
+            else:
+                self._checkpointed.pop(key, None)
+            self._resume.pop(key, None)
+            taken[self._tp(key)] = position
+        if taken and self.on_assigned is not None:
+            self.on_assigned(taken)
+
+    def _ready(self, shard: str) -> bool:
+        lease = self.held[shard]
+        if lease.finished:
+            return False
+        by_key = {lease.lease_key: lease for lease in self._all}
+        by_key.update(self.held)
+        return parents_finished(lease, by_key)
+
+    # -- reading
+    def _iterator(self, shard: str) -> str | None:
+        if shard not in self._iterators:
+            from botocore.exceptions import ClientError
+
+            start = self._resume.pop(shard, "") or self.held[shard].checkpoint
+            request = iterator_request(start)
+            try:
+                answer = self.kinesis.get_shard_iterator(
+                    StreamName=self.stream, ShardId=shard, **request
+                )
+            except ClientError as exc:
+                raise KinesisReadError(f"iterator for {shard}", code=_code(exc)) from exc
+            self._iterators[shard] = answer.get("ShardIterator")
+        return self._iterators[shard]
+
+    def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
+        from botocore.exceptions import ClientError
+
+        self.maintain()
+        out: list[StreamRecord] = []
+        now = self._clock()
+        idle = self.settings.consumer_idle_read_interval_s
+        for shard in sorted(self.held):
+            if len(out) >= max_records or not self._ready(shard) or shard in self._ended:
+                continue
+            if now < self._next_read.get(shard, 0.0):
+                continue  # GetRecords allows 5 calls/s per shard, shared by every reader
+            iterator = self._iterator(shard)
+            if iterator is None:
+                self._ended[shard] = self._last_returned.get(shard)
+                continue
+            try:
+                answer = self.kinesis.get_records(
+                    ShardIterator=iterator, Limit=min(10_000, max_records - len(out))
+                )
+            except ClientError as exc:
+                code = _code(exc)
+                if code == "ExpiredIteratorException":
+                    self._iterators.pop(shard, None)
+                    if shard in self._last_returned:
+                        self._resume[shard] = str(self._last_returned[shard])
+                    continue
+                if code in THROTTLED:
+                    logger.info("get_records throttled on %s", shard)
+                    self._next_read[shard] = now + max(idle, 0.2)
+                    continue
+                raise KinesisReadError(f"get_records on {shard}", code=code) from exc
+            records = answer.get("Records", [])
+            for raw in records:
+                out.extend(to_stream_records(self.stream, shard, raw))
+                self._last_returned[shard] = int(raw["SequenceNumber"])
+            self._iterators[shard] = answer.get("NextShardIterator")
+            if not records and int(answer.get("MillisBehindLatest", 0)) == 0:
+                self._at_tip.add(shard)
+                self._next_read[shard] = now + idle
+            else:
+                self._at_tip.discard(shard)
+            # A closed shard ends where the iterator stops (AWS) or, for endpoints
+            # that keep handing out iterators, at the first empty read.
+            if answer.get("NextShardIterator") is None or (not records and shard in self._closed):
+                self._ended[shard] = self._last_returned.get(shard)
+        self._finish_ended_shards()
+        if not out and timeout_s > 0:
+            time.sleep(min(timeout_s, 0.2))
+        return out
+
+    def _finish_ended_shards(self) -> None:
+        """Checkpoint SHARD_END on ended shards whose every record is checkpointed."""
+        for shard, last in list(self._ended.items()):
+            lease = self.held.get(shard)
+            if lease is None or lease.finished:
+                continue
+            done = self._checkpointed.get(shard)
+            if last is None or (done is not None and done >= last):
+                try:
+                    self.held[shard] = self.leases.checkpoint(lease, self.worker_id, SHARD_END)
+                except LeaseLostError:
+                    self._drop([shard])
+                    continue
+                logger.info("shard %s finished (SHARD_END)", shard)
+                self._all = [self.held[shard] if le.lease_key == shard else le for le in self._all]
+
+    def checkpoint(self, positions: Positions) -> None:
+        for tp, last in sorted(positions.items()):
+            lease = self.held.get(tp.partition)
+            if lease is None:
+                raise LeaseLostError(f"lease of {tp} is no longer held by this worker")
+            try:
+                self.held[tp.partition] = self.leases.checkpoint(lease, self.worker_id, str(last))
+                self._checkpointed[tp.partition] = last
+            except LeaseLostError:
+                self._drop([tp.partition])
+                raise
+            except LeaseTableError as exc:
+                raise CheckpointError(f"checkpoint of {tp}: {exc}", code=exc.code) from exc
+        self._finish_ended_shards()
+
+    def rewind(self, positions: Positions) -> None:
+        from consumers.leases import AT_SEQUENCE_PREFIX
+
+        for tp, first in positions.items():
+            if tp.partition not in self.held:
+                continue
+            self._iterators.pop(tp.partition, None)
+            self._ended.pop(tp.partition, None)
+            self._next_read.pop(tp.partition, None)
+            self._resume[tp.partition] = f"{AT_SEQUENCE_PREFIX}{first}"
+
+    def caught_up(self) -> bool:
+        """Every shard is finished, read to its tip by this worker, or held by another."""
+        if not self._all:
+            return False
+        now = self._clock()
+        # Whether another owner is alive is known only after watching its counter for
+        # a lease duration; until then its shards count as not caught up.
+        watched = self._first_scan is not None and (
+            now - self._first_scan > self.settings.consumer_lease_duration_s
+        )
+        free = expired(
+            self._all,
+            self._observations,
+            now,
+            self.settings.consumer_lease_duration_s,
+            worker_id=self.worker_id,
+        )
+        for lease in self._all:
+            if lease.finished:
+                continue
+            mine = self.held.get(lease.lease_key)
+            if mine is None:
+                if lease.owner in (None, self.worker_id) or lease.lease_key in free or not watched:
+                    return False
+                continue
+            if mine.finished or not self._ready(lease.lease_key):
+                continue
+            if lease.lease_key not in self._at_tip:
+                return False
+        return True
+
+    def close(self) -> None:
+        """Give every lease up so other workers take them at once."""
+        for lease in list(self.held.values()):
+            try:
+                self.leases.release(lease, self.worker_id)
+            except (LeaseLostError, LeaseTableError) as exc:
+                logger.info("release %s: %s", lease.lease_key, exc)
+        self.held.clear()
+        self._iterators.clear()

@@ -1,0 +1,232 @@
+"""Data shapes of the consumer framework: records, batches, dead letters, lag, replay, leases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+#: KCL checkpoint sentinels stored in the lease table instead of a sequence number.
+TRIM_HORIZON = "TRIM_HORIZON"
+LATEST = "LATEST"
+SHARD_END = "SHARD_END"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PartitionKey:
+    """One Kafka partition (``"0"``) or one Kinesis shard (``"shardId-000000000001"``)."""
+
+    stream: str
+    partition: str
+
+    def __str__(self) -> str:
+        return f"{self.stream}/{self.partition}"
+
+
+class StreamRecord(NamedTuple):
+    """One record as read from a topic or stream (immutable; cheap to build per record).
+
+    ``offset`` is the Kafka offset or the Kinesis sequence number (as an integer: both
+    grow within a partition). ``timestamp_ms`` is the broker's append time (Kafka
+    record timestamp, Kinesis ApproximateArrivalTimestamp).
+    """
+
+    stream: str
+    partition: str
+    offset: int
+    value: bytes
+    key: bytes | None = None
+    headers: Mapping[str, str] = MappingProxyType({})
+    timestamp_ms: int | None = None
+
+    @property
+    def tp(self) -> PartitionKey:
+        return PartitionKey(self.stream, self.partition)
+
+
+class DecodedRecord(NamedTuple):
+    """A record with its decoded event (the Avro-ready dict of the schemas codec)."""
+
+    record: StreamRecord
+    event_type: str
+    schema_version: int
+    event: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The records read after the last checkpoint, in read order.
+
+    ``batch_id`` is derived from the first and last offset of every partition, so it is
+    the same when the same records are written again after a rewind.
+    """
+
+    records: tuple[StreamRecord, ...]
+
+    @cached_property
+    def batch_id(self) -> str:
+        spans = ";".join(f"{tp}:{a}-{b}" for tp, (a, b) in sorted(self.spans().items()))
+        return hashlib.sha256(spans.encode()).hexdigest()[:24]
+
+    def spans(self) -> dict[PartitionKey, tuple[int, int]]:
+        """First and last offset per partition."""
+        return dict(self._spans)
+
+    @cached_property
+    def _spans(self) -> dict[PartitionKey, tuple[int, int]]:
+        raw: dict[tuple[str, str], list[int]] = {}
+        for r in self.records:
+            span = raw.get((r.stream, r.partition))
+            if span is None:
+                raw[(r.stream, r.partition)] = [r.offset, r.offset]
+            elif r.offset < span[0]:
+                span[0] = r.offset
+            elif r.offset > span[1]:
+                span[1] = r.offset
+        return {PartitionKey(s, p): (a, b) for (s, p), (a, b) in raw.items()}
+
+    def last_offsets(self) -> dict[PartitionKey, int]:
+        """The checkpoint this batch moves every partition to (last processed offset)."""
+        return {tp: last for tp, (_, last) in self._spans.items()}
+
+    def first_offsets(self) -> dict[PartitionKey, int]:
+        """Where a rewind puts every partition to read this batch again."""
+        return {tp: first for tp, (first, _) in self._spans.items()}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be decoded or kept failing in the sink."""
+
+    record: StreamRecord
+    error_class: str
+    message: str
+    attempts: int
+
+
+class CommitStep(StrEnum):
+    """The steps of committing a batch, in the order they run."""
+
+    SINK_COMMIT = "1-sink-commit"
+    DEAD_LETTERS = "2-dead-letters"
+    CHECKPOINT = "3-checkpoint"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What processing one batch did."""
+
+    batch_id: str
+    records: int
+    written: int
+    dead_letters: tuple[DeadLetter, ...]
+    attempts: int
+    rollbacks: int
+    checkpoint: Mapping[PartitionKey, int]
+    duration_s: float
+
+
+class LagStatus(StrEnum):
+    """Per partition / shard and group status, in the spirit of Burrow."""
+
+    OK = "OK"
+    WARNING = "WARNING"
+    STALLED = "STALLED"
+    STOPPED = "STOPPED"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {LagStatus.OK: 0, LagStatus.WARNING: 1, LagStatus.STALLED: 2, LagStatus.STOPPED: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class LagSample:
+    """One observation of a partition: when, the committed position and the lag then."""
+
+    at: float
+    committed: int | None
+    lag: int
+    last_commit_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """Lag of one partition / shard at one moment (what ``sluice lag`` prints)."""
+
+    backend: str
+    group: str
+    stream: str
+    partition: str
+    committed: int | None
+    end: int | None
+    lag_records: int
+    lag_seconds: float
+    last_commit_at: datetime | None
+    owner: str | None
+    exact: bool = True
+    status: LagStatus = LagStatus.OK
+    live: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "group": self.group,
+            "stream": self.stream,
+            "partition": self.partition,
+            "committed": None if self.committed is None else str(self.committed),
+            "end": None if self.end is None else str(self.end),
+            "lag_records": self.lag_records,
+            "lag_seconds": round(self.lag_seconds, 3),
+            "last_commit_at": self.last_commit_at.isoformat() if self.last_commit_at else None,
+            "owner": self.owner,
+            "live": self.live,
+            "exact": self.exact,
+            "status": self.status.value,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRow:
+    """One line of a replay plan: where a partition is and where it will be."""
+
+    stream: str
+    partition: str
+    current: str
+    target: str
+    records_to_reread: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "partition": self.partition,
+            "current": self.current,
+            "target": self.target,
+            "records_to_reread": self.records_to_reread,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One row of the Kinesis lease table (names follow the KCL's)."""
+
+    lease_key: str
+    owner: str | None
+    counter: int
+    checkpoint: str
+    parent_shard_ids: tuple[str, ...] = ()
+    last_checkpoint_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.checkpoint == SHARD_END
