@@ -7,8 +7,9 @@
    there, with its PII masked;
 4. run the Firehose-faithful delivery from both backends into the S3 zone;
 5. load the S3 zone into the warehouse;
-6. reconcile every stage for this run's events: zero missing, zero duplicated;
-7. run a consumer group over the topic and show its lag falling to zero.
+6. run a warehouse consumer group over both backends and show its lag falling to zero
+   (the same events reach the warehouse a second way; MERGE keeps them once);
+7. reconcile every stage for this run's events: zero missing, zero duplicated.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
     _deliver(console)
     console.rule("[bold]5. load the S3 zone into the warehouse")
     _load(console)
-    console.rule("[bold]6. reconcile this run's events across every stage")
+    console.rule("[bold]6. a consumer group catches up: lag falls to zero")
+    caught_up = _consume(console)
+    console.rule("[bold]7. reconcile this run's events across every stage")
     reconciled = _reconcile(console, report)
-    ok = _verdict(console, report) and reconciled
+    ok = _verdict(console, report) and reconciled and caught_up
     return 0 if ok else 1
 
 
@@ -351,7 +354,7 @@ def _load(console: Any) -> None:
         raise SluiceError(f"{len(summary.failed)} loads failed; see `sluice load` for details")
 
 
-# --- 6. reconcile ----------------------------------------------------------------------
+# --- 7. reconcile ----------------------------------------------------------------------
 
 
 def _only(ids: set[str], source: Any) -> Any:
@@ -397,6 +400,33 @@ def _reconcile(console: Any, report: DemoReport) -> bool:
         f"{len(wh.missing)} missing, {len(wh.duplicates)} duplicated"
     )
     return result.ok
+
+
+# --- 6. consumers ----------------------------------------------------------------------
+
+DEMO_GROUP = "sluice-demo-warehouse"
+
+
+def _consume(console: Any) -> bool:
+    """Run a warehouse consumer group over both backends; show its lag before and after.
+
+    The events are already in the warehouse (loaded from the S3 zone), so the group's
+    MERGE changes nothing: the same events from two paths stay exactly once.
+    """
+    from consumers import lag_snapshot, run_until_caught_up
+    from consumers.cli import _print_lag
+
+    backends = [b.value for b in BACKENDS]
+    before = lag_snapshot(DEMO_GROUP, backends=backends)
+    console.print(f"lag of group {DEMO_GROUP} before: {before.total_records} records")
+    _print_lag(before)
+    for backend in BACKENDS:
+        with console.status(f"consumer group {DEMO_GROUP} reading {backend.value}"):
+            run_until_caught_up(DEMO_GROUP, backend=backend.value, timeout_s=120)
+    after = lag_snapshot(DEMO_GROUP, backends=backends)
+    console.print(f"lag of group {DEMO_GROUP} after: {after.total_records} records")
+    _print_lag(after)
+    return after.total_records == 0
 
 
 def _verdict(console: Any, report: DemoReport) -> bool:
