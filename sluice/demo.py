@@ -202,9 +202,13 @@ def read_kafka_event_ids(
         while time.monotonic() - last_seen < idle_s:
             messages = consumer.consume(num_messages=1000, timeout=0.5)
             for message in messages:
-                if message.error():
-                    continue
-                decoded = decode(message.value())
+                error = message.error()
+                if error is not None:
+                    raise SluiceError(f"reading {message.topic()} failed: {error.str()}")
+                value = message.value()
+                if value is None:
+                    continue  # a tombstone carries no event
+                decoded = decode(value)
                 event_id = str(decoded.record["event_id"])
                 found[event_id] = decoded.record
                 wanted.discard(event_id)
@@ -248,7 +252,7 @@ def _pii_unmasked(record: dict[str, Any]) -> bool:
     if card and not pii.is_masked_card_number(card):
         return True
     national = record.get("claimant_national_id")
-    return bool(national) and not pii.is_hmac_national_id(national)
+    return isinstance(national, str) and not pii.is_hmac_national_id(national)
 
 
 def _read_back(console: Any, report: DemoReport) -> None:

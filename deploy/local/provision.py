@@ -109,4 +109,4 @@ def ensure_warehouse() -> None:
     """Create or migrate the warehouse tables (``sluice warehouse init``)."""
     import warehouse
 
-    warehouse.init_warehouse()  # type: ignore[attr-defined]
+    warehouse.init_warehouse()
