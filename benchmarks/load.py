@@ -6,6 +6,13 @@ audit, one transaction) with the same database work done by hand (the same rows
 already formatted as COPY text, COPY FROM STDIN into staging, the same MERGE,
 commit). Prints rows/s for both and their ratio (target: at least 0.7).
 
+Fairness: both sides take the same rows (the by-hand text is the encoding of the very
+lines in the files), each run gets a fresh schema, connections open outside the timed
+part, rounds alternate which side goes first, and the figure is the median of the
+per-round ratios (the two runs of a round see about the same machine load). Each
+round prints the 1-minute load average and the CPU seconds each side used, in this
+process and in its PostgreSQL backend, so a swing can be told from contention.
+
 Needs a running local stack (``sluice stack up``; its ``.sluice/stack.env`` or
 ``SLUICE_STACK_ENV`` is read) or ``SLUICE_WAREHOUSE_DSN`` and ``SLUICE_AWS_ENDPOINT_URL``.
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import statistics
 import sys
 import time
@@ -79,10 +87,42 @@ def drop_schema(dsn: str, name: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {sqlgen.ident(name)} CASCADE")
 
 
-def by_hand(dsn: str, schema: str, text: bytes) -> float:
+def backend_cpu(pid: int) -> float:
+    """CPU seconds of a local PostgreSQL backend (NaN when /proc cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Run:
+    """One timed run: wall seconds, CPU seconds here and in the server backend."""
+
+    def __init__(self) -> None:
+        self.wall = self.client_cpu = self.server_cpu = 0.0
+        self._pid = 0
+        self._t = self._c = self._s = 0.0
+
+    def start(self, pid: int) -> None:
+        self._pid = pid
+        self._s = backend_cpu(pid)
+        self._c = time.process_time()
+        self._t = time.perf_counter()
+
+    def stop(self) -> Run:
+        self.wall = time.perf_counter() - self._t
+        self.client_cpu = time.process_time() - self._c
+        self.server_cpu = backend_cpu(self._pid) - self._s
+        return self
+
+
+def by_hand(dsn: str, schema: str, text: bytes) -> Run:
     """COPY pre-formatted rows into staging, the same MERGE statements, commit."""
+    run = Run()
     with psycopg.connect(dsn) as conn:
-        start = time.perf_counter()
+        run.start(conn.info.backend_pid)
         with conn.cursor() as cur:
             with cur.copy(sqlgen.copy_from_stdin(schema, FT)) as copy:
                 for i in range(0, len(text), 1 << 20):
@@ -90,27 +130,27 @@ def by_hand(dsn: str, schema: str, text: bytes) -> float:
             for statement in sqlgen.merge_statements(schema, FT):
                 cur.execute(statement)
         conn.commit()
-        return time.perf_counter() - start
+        return run.stop()
 
 
-def through_loader(loader: Loader, dsn: str, schema: str, manifest: str) -> float:
+def through_loader(loader: Loader, dsn: str, schema: str, manifest: str) -> Run:
     wh = PostgresWarehouse(dsn, schema=schema)
-    wh.backend_pid()  # connect outside the timed part, as by_hand does
+    run = Run()
+    run.start(wh.backend_pid())  # connect outside the timed part, as by_hand does
     loader.warehouse = wh
-    start = time.perf_counter()
     outcome = loader.load_manifest(manifest)
-    elapsed = time.perf_counter() - start
+    run.stop()
     wh.close()
     if outcome is None or outcome.state.value != "completed":
         raise SystemExit(f"the load did not complete: {outcome}")
-    return elapsed
+    return run
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--files", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--workers", type=int, default=2, help="loader processes validating files (1 = inline)"
     )
@@ -138,8 +178,9 @@ def main() -> int:
     preformatted = "".join(encode_lines(FT, lines, source="bench").text).encode()
 
     print(
-        f"{args.rows} rows in {args.files} gzip NDJSON files; {args.rounds} rounds; best of each; "
-        f"loader workers: {args.workers}"
+        f"{args.rows} rows in {args.files} gzip NDJSON files; {args.rounds} rounds; "
+        f"loader workers: {args.workers}; {os.cpu_count()} CPUs; "
+        f"load average {load_average()}"
     )
     loader = Loader(
         PostgresWarehouse(dsn),
@@ -153,36 +194,45 @@ def main() -> int:
     schema = fresh_schema(dsn)
     through_loader(loader, dsn, schema, warm)
     drop_schema(dsn, schema)
-    loader_times: list[float] = []
-    hand_times: list[float] = []
+    hand_runs: list[Run] = []
+    loader_runs: list[Run] = []
     for rnd in range(args.rounds):
         manifest = f"s3://{bucket}/manifests/financial-transaction/bench-{rnd}.manifest"
         zone.write(manifest, build_manifest(entries))
+        load = load_average()
         for kind in ("hand", "loader") if rnd % 2 == 0 else ("loader", "hand"):
             schema = fresh_schema(dsn)
             try:
                 if kind == "hand":
-                    hand_times.append(by_hand(dsn, schema, preformatted))
+                    hand_runs.append(by_hand(dsn, schema, preformatted))
                 else:
-                    loader_times.append(through_loader(loader, dsn, schema, manifest))
+                    loader_runs.append(through_loader(loader, dsn, schema, manifest))
             finally:
                 drop_schema(dsn, schema)
+        h, x = hand_runs[-1], loader_runs[-1]
         print(
-            f"  round {rnd + 1}: by hand {args.rows / hand_times[-1]:>10,.0f} rows/s   "
-            f"loader {args.rows / loader_times[-1]:>10,.0f} rows/s   "
-            f"ratio {hand_times[-1] / loader_times[-1]:.2f}"
+            f"  round {rnd + 1} (load {load}): by hand {args.rows / h.wall:>8,.0f} rows/s "
+            f"(cpu {h.client_cpu:.2f}+{h.server_cpu:.2f}s)   loader {args.rows / x.wall:>8,.0f} "
+            f"rows/s (cpu {x.client_cpu:.2f}+{x.server_cpu:.2f}s)   ratio {h.wall / x.wall:.2f}"
         )
     loader.close()
-    hand = args.rows / min(hand_times)
-    loader = args.rows / min(loader_times)
-    # Each round runs both back to back, so a round's ratio sees the same machine load;
-    # the median over rounds is the figure (best-of-each is printed too).
-    ratio = statistics.median(h / x for h, x in zip(hand_times, loader_times, strict=True))
-    print(f"by hand (COPY pre-formatted rows + MERGE): {hand:>10,.0f} rows/s (best)")
-    print(f"loader (S3 -> validate -> COPY + MERGE):   {loader:>10,.0f} rows/s (best)")
-    print(f"ratio of the best: {loader / hand:.2f}")
+    ratios = [h.wall / x.wall for h, x in zip(hand_runs, loader_runs, strict=True)]
+    hand = args.rows / statistics.median(r.wall for r in hand_runs)
+    through = args.rows / statistics.median(r.wall for r in loader_runs)
+    ratio = statistics.median(ratios)
+    print(f"by hand (COPY pre-formatted rows + MERGE): {hand:>10,.0f} rows/s (median)")
+    print(f"loader (S3 -> validate -> COPY + MERGE):   {through:>10,.0f} rows/s (median)")
+    print(
+        f"per-round ratios: {' '.join(f'{r:.2f}' for r in ratios)}; "
+        f"load average now {load_average()}"
+    )
     print(f"ratio loader / by hand, median of rounds: {ratio:.2f} (target >= 0.70)")
     return 0 if ratio >= 0.7 else 1
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

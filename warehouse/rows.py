@@ -25,15 +25,19 @@ from warehouse.tables import spec_for
 NULL = "\\N"
 MAX_RAW_CHARS = 60000
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-# Canonical ISO-8601 with an offset and every field in range except the day's upper
-# bound per month, which is checked by a full parse when the day is above 28.
+# \Z, not $ (which also matches before a final newline); ASCII digits only.
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
+# Canonical ISO-8601 with an offset and every field in range (year 0001 and later)
+# except the day's upper bound per month, checked by a full parse when the day is above 28.
 _TS_CANONICAL = re.compile(
-    r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-    r"(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+    r"^(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\Z",
+    re.ASCII,
 )
 _JSON_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]')
-_DECIMAL = re.compile(r"^-?\d{1,14}(?:\.\d{1,4})?$")
+_DECIMAL = re.compile(r"^-?\d{1,14}(?:\.\d{1,4})?\Z", re.ASCII)
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r\x00]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _DECIMAL_STEP = Decimal("0.0001")
@@ -349,6 +353,10 @@ def encode_lines(table: TargetTable, lines: Iterable[bytes | str], *, source: st
             obj = loads(raw)
         except ValueError as exc:
             reason = f"malformed JSON: {_json_reason(exc)}"
+            rejected.append(RejectedRow(source, line_no, reason, raw_text(raw), table))
+            continue
+        except RecursionError:
+            reason = "malformed JSON: nested too deeply"
             rejected.append(RejectedRow(source, line_no, reason, raw_text(raw), table))
             continue
         if type(obj) is not dict:

@@ -277,3 +277,32 @@ def test_lines_postgres_cannot_store_are_quarantined_not_fatal(
         "WHERE metadata ? 'note'",
     )
     assert ("line\nbreak \\ and \ttab",) in notes
+
+
+def test_values_postgres_refuses_are_quarantined_and_the_rest_of_the_file_loads(
+    stack: Any, pg_warehouse: PostgresWarehouse, s3_zone: S3Zone, zone_settings: ZoneSettings
+) -> None:
+    """Each of these once passed validation and failed the whole COPY (and the load)."""
+    import json
+
+    poison = [
+        ft_row(event_id="9f1c2d3e-0000-4000-8000-00000000000a\n"),
+        ft_row(occurred_at="2026-11-22T03:00:00Z\n"),
+        ft_row(occurred_at="0000-01-01T00:00:00Z"),
+        ft_row(occurred_at="\u0662\u0660\u0662\u0666-11-22T03:00:00Z"),
+    ]
+    amounts = [ft_row(amount="12.5\n"), ft_row(amount="\u0661\u0662")]
+    lines = [json.dumps(r).encode() for r in [*poison, *amounts, ft_row()]]
+    url = put_batch(s3_zone, zone_settings.s3_bucket, "financial-transaction", "poison", [lines])
+    outcome = loader_for(pg_warehouse, s3_zone, zone_settings).load_manifest(url)
+    assert outcome is not None and outcome.state is LoadState.COMPLETED, outcome
+    assert (outcome.rows_staged, outcome.rows_rejected) == (3, 4)
+    assert [r.line_no for r in outcome.rejected] == [1, 2, 3, 4]
+    stored = query(
+        stack.warehouse_dsn,
+        f"SELECT event_id, amount::text FROM {pg_warehouse.schema}.financial_transactions",
+    )
+    by_id = dict(stored)
+    assert by_id[amounts[0]["event_id"]] == "12.5000"
+    assert by_id[amounts[1]["event_id"]] == "12.0000"
+    assert pg_warehouse.count("quarantine") == 4

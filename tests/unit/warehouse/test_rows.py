@@ -148,3 +148,117 @@ def test_lines_postgres_would_refuse_are_quarantined_readably() -> None:
     for r in batch.rejected:
         r.raw.encode("utf-8")  # storable as text
         assert "\x00" not in r.raw
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"event_id": "9f1c2d3e-0000-4000-8000-000000000001\n"}, "event_id: not a UUID"),
+        ({"occurred_at": "2026-11-22T03:00:00Z\n"}, "occurred_at: not an ISO-8601 timestamp"),
+        ({"occurred_at": "0000-01-01T00:00:00Z"}, "occurred_at: not an ISO-8601 timestamp"),
+        (
+            {"occurred_at": "\u0662\u0660\u0662\u0666-11-22T03:00:00Z"},
+            "occurred_at: not an ISO-8601 timestamp",
+        ),
+    ],
+)
+def test_values_postgres_would_refuse_are_rejected_not_passed_through(
+    change: dict[str, Any], reason: str
+) -> None:
+    """A value that once matched a fast-path pattern (``$`` before a final newline,
+    non-ASCII digits, year 0) and reached COPY, failing the whole file, is rejected."""
+    with pytest.raises(RowRejected) as info:
+        encoder_for(FT).encode(ft_row(**change))
+    assert str(info.value).startswith(reason)
+
+
+@pytest.mark.parametrize(("value", "text"), [("12.5\n", "12.5000"), ("\u0661\u0662", "12.0000")])
+def test_decimals_in_other_spellings_are_normalised_for_copy(value: str, text: str) -> None:
+    line = encoder_for(FT).encode(ft_row(amount=value))
+    assert fields(line)[10] == text
+    assert line.count("\n") == 1
+
+
+# Lines at the edges of JSON: the parser's fast path must give exactly what json.loads
+# gives (value and type) or fail with json.loads' message.
+PARSER_CORPUS = [
+    '{"a": 1, "a": 2}',
+    '{"n": 18446744073709551616}',
+    '{"n": -9223372036854775809, "m": {"x": 123456789012345678901234567890}}',
+    '{"n": [1, [2, 18446744073709551616]]}',
+    '{"f": 1.5, "g": 1e2, "h": -0.0}',
+    '{"x": NaN}',
+    '{"x": Infinity}',
+    '{"x": 1e400}',
+    '{"s": "\\ud800"}',
+    '{"s": "\\ud83d\\ude00 caf\\u00e9 \\u0000"}',
+    '{"s": "tab\\there"}',
+    '{"s": "raw\ttab"}',
+    '{"s": "raw\x01control"}',
+    '{"s": "\\/ \\b \\f"}',
+    '{"a": 1,}',
+    "{'a': 1}",
+    '{"a": 01}',
+    '{"a": +1}',
+    '{"a": .5}',
+    '{"a": 1.}',
+    '{"a": 0x10}',
+    '{"a": 1} // note',
+    '{"a": true, "b": false, "c": null, "d": []}',
+    ' {"a": 1} ',
+    '{"a": 1}\r',
+    "\ufeff{}",
+    "[1, 2]",
+    '"just a string"',
+    "18446744073709551616",
+    "1.5",
+    "null",
+    '{"a": 1',
+    '{"a": 1} {"b": 2}',
+    "",
+    "   ",
+    '{"a": ' + "1" * 5000 + "}",
+    '{"d": ' + "[" * 1100 + "]" * 1100 + "}",
+    json.dumps(ft_row()),
+]
+
+
+def _outcome(parse: Any, line: str | bytes) -> tuple[str, Any]:
+    try:
+        value = parse(line)
+    except RecursionError:
+        return ("recursion", None)
+    except ValueError as exc:
+        return ("error", str(exc))
+    return ("value", (value, repr(value), _types(value)))
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("line", PARSER_CORPUS)
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_parse_json_line_agrees_with_json_loads(line: str, as_bytes: bool) -> None:
+    from warehouse.rows import parse_json_line
+
+    raw: str | bytes = line.encode("utf-8", "surrogatepass") if as_bytes else line
+    expected = _outcome(json.loads, raw)
+    got = _outcome(parse_json_line, raw)
+    if expected[0] == "value" and expected[1][1] == "nan":
+        assert got[0] == "value" and got[1][1] == "nan"
+    else:
+        assert got == expected
+
+
+def test_a_line_nested_too_deeply_is_quarantined_not_raised() -> None:
+    deep = '{"event_id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    batch = encode_lines(FT, [deep, json.dumps(ft_row())], source="f")
+    assert (batch.rows_read, batch.rows_staged) == (2, 1)
+    assert [(r.line_no, r.reason) for r in batch.rejected] == [
+        (1, "malformed JSON: nested too deeply")
+    ]
