@@ -244,6 +244,7 @@ def _kind(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- transform
 
 _DAY_MS = 86_400_000
+_KeyInfo = tuple[str, str, int, Mapping[str, str]]
 
 
 class Transformer:
@@ -265,13 +266,81 @@ class Transformer:
         self._test_sources = self._settings.test_source_prefixes()
         self._max_response = self._settings.transform_max_response_bytes
         self._validate_json = self._settings.transform_validate_json
-        self._partition_keys: dict[tuple[str, int], Mapping[str, str]] = {}
+        self._partition_keys: dict[tuple[str, int], _KeyInfo] = {}
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Answer one Firehose transformation event (the Lambda handler's body)."""
-        shape, records = parse_event(event)
-        results = self.transform(records)
-        return build_response(results, shape, max_bytes=self._max_response)
+        """Answer one Firehose transformation event (the Lambda handler's body).
+
+        Equal to ``build_response(self.transform(parse_event(event)[1]), shape,
+        max_bytes=...)``, done in one pass: the response entry of a one-event ``Ok``
+        record is built straight from its row, and the size bound of
+        :func:`build_response` is summed on the way. Only when that bound exceeds the
+        budget is the invocation answered by the general path (the transform is
+        deterministic, so it gives the same results).
+
+        Raises:
+            TransformError: see :func:`parse_event`.
+        """
+        if not isinstance(event, Mapping) or not isinstance(event.get("records"), list):
+            raise TransformError("not a Firehose transformation event: no records list")
+        shape = source_shape(event)
+        field = data_field(shape)
+        dumps_line = jsonio.dumps_line
+        a2b, b2a = binascii.a2b_base64, binascii.b2a_base64
+        single_row, key_info = self._single_row, self._key_info
+        entries: list[dict[str, Any]] = []
+        append = entries.append
+        record_ids: set[str] = set()
+        seen: set[str] = set()
+        bound = _RESPONSE_ENVELOPE
+        for raw in event["records"]:
+            if type(raw) is not dict and not isinstance(raw, Mapping):
+                raise TransformError("a record of the event is not an object")
+            record_id = raw.get("recordId")
+            if type(record_id) is not str:
+                raise TransformError("a record of the event has no recordId")
+            if record_id in record_ids:
+                raise TransformError(f"recordId {record_id[:64]!r} appears twice in the event")
+            record_ids.add(record_id)
+            arrival = raw.get("approximateArrivalTimestamp")
+            if type(arrival) is not int:
+                arrival = _arrival_ms(arrival)
+            value = raw.get(field)
+            data: bytes | None = None
+            if type(value) is str:  # as _b64decode
+                try:
+                    data = a2b(value)
+                except (binascii.Error, ValueError):
+                    data = None
+            out: dict[str, Any] | TransformResult
+            if data is not None and not data.startswith(KPL_MAGIC):
+                out = single_row(record_id, data, seen)
+            else:
+                out = self._one(InputRecord(record_id, data, arrival), seen)
+            if isinstance(out, TransformResult):
+                append(result_entry(out, shape))
+                bound += (
+                    4 * (len(out.data) // 3 + 1)
+                    + 6 * len(record_id)
+                    + 160
+                    + _keys_bound(out.partition_keys)
+                )
+            else:
+                line = dumps_line(out)
+                event_type, dt, keys_bound = key_info(out["event_type"], arrival)[:3]
+                append(
+                    {
+                        "recordId": record_id,
+                        "result": "Ok",
+                        field: b2a(line, newline=False).decode("ascii"),
+                        "metadata": {"partitionKeys": {"event_type": event_type, "dt": dt}},
+                    }
+                )
+                bound += 4 * (len(line) // 3 + 1) + 6 * len(record_id) + 160 + keys_bound
+        if bound <= self._max_response:
+            return {"records": entries}
+        _, records = parse_event(event)
+        return build_response(self.transform(records), shape, max_bytes=self._max_response)
 
     def transform(self, records: Sequence[InputRecord]) -> list[TransformResult]:
         """One result per input record, in order (duplicates judged across the batch)."""
@@ -337,11 +406,27 @@ class Transformer:
 
     def _single(self, record: InputRecord, data: bytes, seen: set[str]) -> TransformResult:
         """The common case: one event per record (the same rules as :meth:`_one`)."""
+        out = self._single_row(record.record_id, data, seen)
+        if isinstance(out, TransformResult):
+            return out
+        return TransformResult(
+            record_id=record.record_id,
+            result="Ok",
+            data=jsonio.dumps_line(out),
+            partition_keys=self._keys(out["event_type"], record.arrival_ms),
+            rows=1,
+        )
+
+    def _single_row(
+        self, record_id: str, data: bytes, seen: set[str]
+    ) -> dict[str, Any] | TransformResult:
+        """The row of a one-event record (its ``event_id`` is then counted as seen), or
+        the record's ``Dropped`` / ``ProcessingFailed`` result."""
         try:
             event = decode_payload(data, validate_json=self._validate_json)
             if is_test_event(event, self._test_sources):
                 return TransformResult(
-                    record_id=record.record_id,
+                    record_id=record_id,
                     result="Dropped",
                     reason=Reason.TEST_EVENT,
                     message="test event",
@@ -349,7 +434,7 @@ class Transformer:
             row = to_row(event, hmac_key=self._hmac_key)
         except RecordRejected as exc:
             return TransformResult(
-                record_id=record.record_id,
+                record_id=record_id,
                 result="ProcessingFailed",
                 data=_error_data(exc.code, exc.message),
                 reason=Reason(exc.code),
@@ -358,29 +443,29 @@ class Transformer:
         event_id = row["event_id"]
         if event_id in seen:
             return TransformResult(
-                record_id=record.record_id,
+                record_id=record_id,
                 result="Dropped",
                 reason=Reason.DUPLICATE,
                 message="duplicate event_id",
             )
         seen.add(event_id)
-        return TransformResult(
-            record_id=record.record_id,
-            result="Ok",
-            data=jsonio.dumps_line(row),
-            partition_keys=self._keys(row["event_type"], record.arrival_ms),
-            rows=1,
-        )
+        return row
 
     def _keys(self, event_type: str, arrival_ms: int) -> Mapping[str, str]:
         """The partition keys (one shared, never mutated mapping per type and day)."""
+        return self._key_info(event_type, arrival_ms)[3]
+
+    def _key_info(self, event_type: str, arrival_ms: int) -> _KeyInfo:
+        """``(event_type, dt, _keys_bound(keys), keys)`` of the record's partition keys
+        (memoised per type and day)."""
         day = arrival_ms // _DAY_MS
-        keys = self._partition_keys.get((event_type, day))
-        if keys is None:
+        info = self._partition_keys.get((event_type, day))
+        if info is None:
             dt = datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
             keys = MappingProxyType({"event_type": event_type, "dt": dt})
-            self._partition_keys[(event_type, day)] = keys
-        return keys
+            info = (event_type, dt, _keys_bound(keys), keys)
+            self._partition_keys[(event_type, day)] = info
+        return info
 
 
 def rows_to_ndjson(rows: Sequence[Mapping[str, Any]]) -> bytes:

@@ -150,6 +150,7 @@ def format_timestamp(value: Any, field: str) -> str:
 _CANONICAL_TS = re.compile(
     r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z"
 )
+_CANONICAL_TS_MATCH = _CANONICAL_TS.fullmatch
 _VALID_DATES: dict[str, bool] = {}
 
 
@@ -169,7 +170,11 @@ def _valid_date(text: str) -> bool:
 
 
 def _is_canonical_timestamp(text: str) -> bool:
-    return len(text) == 27 and bool(_CANONICAL_TS.fullmatch(text)) and _valid_date(text[:10])
+    return (
+        len(text) == 27
+        and _CANONICAL_TS_MATCH(text) is not None
+        and (_VALID_DATES.get(text[:10]) or _valid_date(text[:10]))
+    )
 
 
 def _to_datetime(value: Any, field: str) -> datetime:
@@ -367,10 +372,14 @@ def to_row(record: Mapping[str, Any], *, hmac_key: str | bytes | None = None) ->
         RecordRejected: the event breaks a rule; ``code`` is a
             :class:`~firehose_transforms.models.Reason` value.
     """
-    event_type = str(record.get("event_type") or "").strip()
+    raw_type = record.get("event_type")
+    event_type: str = raw_type if type(raw_type) is str else ""
     builder = _BUILDERS.get(event_type)
     if builder is None:
-        raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {event_type[:40]!r}")
+        event_type = str(raw_type or "").strip()
+        builder = _BUILDERS.get(event_type)
+        if builder is None:
+            raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {event_type[:40]!r}")
     row = _common(record, event_type)
     builder(record, row, hmac_key)
     return row
@@ -385,8 +394,8 @@ def _text(value: Any, field: str) -> str:
 
 
 def _free_text(text: str) -> str:
-    # mask_luhn_in_text only ever changes a 13+ character string
-    return _mask_luhn(text) if len(text) >= 13 else text
+    # mask_luhn_in_text only ever changes a run of 13 or more digits
+    return _mask_luhn(text) if len(text) >= 13 and _PAN_RUN(text) else text
 
 
 def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
@@ -405,7 +414,11 @@ def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
             raise reject(Reason.INVALID_EVENT, "metadata is not a map of strings")
         try:  # all strings, the usual case
             metadata = {
-                key.strip(): (text if len(text := raw.strip()) < 13 else _mask_luhn(text))
+                key.strip(): (
+                    text
+                    if len(text := raw.strip()) < 13 or not _PAN_RUN(text)
+                    else _mask_luhn(text)
+                )
                 for key, raw in metadata.items()
             }
         except (AttributeError, TypeError):
@@ -415,14 +428,27 @@ def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     event_id = record.get("event_id")
     if type(event_id) is not str or not _UUID_MATCH(event_id):
         event_id = _event_id(event_id)
+    occurred = record.get("occurred_at")
+    if not (type(occurred) is str and _is_canonical_timestamp(occurred)):
+        occurred = format_timestamp(occurred, "occurred_at")
+    if ingested is not None and not (type(ingested) is str and _is_canonical_timestamp(ingested)):
+        ingested = format_timestamp(ingested, "ingested_at")
+    source = record.get("source")
+    if not (type(source) is str and (source := source.strip())):
+        source = clean_text(record.get("source"), "source")
+    if len(source) >= 13 and _PAN_RUN(source):
+        source = _mask_luhn(source)
+    tenant = record.get("tenant_id")
+    if not (type(tenant) is str and (tenant := tenant.strip())):
+        tenant = clean_text(record.get("tenant_id"), "tenant_id")
     return {
         "event_id": event_id,
         "event_type": event_type,
         "schema_version": version,
-        "occurred_at": format_timestamp(record.get("occurred_at"), "occurred_at"),
-        "ingested_at": None if ingested is None else format_timestamp(ingested, "ingested_at"),
-        "source": _free_text(_text(record.get("source"), "source")),
-        "tenant_id": _text(record.get("tenant_id"), "tenant_id"),
+        "occurred_at": occurred,
+        "ingested_at": ingested,
+        "source": source,
+        "tenant_id": tenant,
         "metadata": metadata,
     }
 
@@ -447,16 +473,36 @@ def _country(value: Any, field: str) -> str:
 def _financial_transaction(
     record: Mapping[str, Any], row: dict[str, Any], hmac_key: str | bytes | None
 ) -> None:
+    # Values already in their clean form are recognised inline (type check and a set
+    # lookup or strip); anything else goes through the clean_* function of the rule.
+    # The order of the checks decides the reason of an event breaking several rules.
     get = record.get
-    currency = _currency(get("currency"))
+    currency = get("currency")
+    if not (type(currency) is str and currency in _CURRENCIES):
+        currency = clean_currency(currency)
     merchant = get("merchant")
-    row["transaction_id"] = _text(get("transaction_id"), "transaction_id")
-    row["account_id"] = _text(get("account_id"), "account_id")
+    value = get("transaction_id")
+    if not (type(value) is str and (value := value.strip())):
+        value = clean_text(get("transaction_id"), "transaction_id")
+    row["transaction_id"] = value
+    value = get("account_id")
+    if not (type(value) is str and (value := value.strip())):
+        value = clean_text(get("account_id"), "account_id")
+    row["account_id"] = value
     row["amount"] = clean_amount(get("amount"), currency, "amount", Reason.NEGATIVE_AMOUNT)
     row["currency"] = currency
-    row["transaction_type"] = clean_enum(get("transaction_type"), "transaction_type", _TX_TYPES)
-    row["channel"] = clean_enum(get("channel"), "channel", _TX_CHANNELS)
-    row["status"] = clean_enum(get("status"), "status", _TX_STATUSES)
+    value = get("transaction_type")
+    if not (type(value) is str and value in _TX_TYPES):
+        value = clean_enum(value, "transaction_type", _TX_TYPES)
+    row["transaction_type"] = value
+    value = get("channel")
+    if not (type(value) is str and value in _TX_CHANNELS):
+        value = clean_enum(value, "channel", _TX_CHANNELS)
+    row["channel"] = value
+    value = get("status")
+    if not (type(value) is str and value in _TX_STATUSES):
+        value = clean_enum(value, "status", _TX_STATUSES)
+    row["status"] = value
     card = get("card_number")
     if card is not None and not (type(card) is str and _MASKED_PAN(card)):
         card = clean_card_number(card)
@@ -464,13 +510,24 @@ def _financial_transaction(
     if merchant:
         if type(merchant) is not dict and not isinstance(merchant, Mapping):
             raise reject(Reason.INVALID_EVENT, "merchant is not a record")
-        mcc = _text(merchant.get("mcc"), "merchant.mcc")
+        mcc = merchant.get("mcc")
+        if not (type(mcc) is str and (mcc := mcc.strip())):
+            mcc = clean_text(merchant.get("mcc"), "merchant.mcc")
         if not _MCC.match(mcc):
             raise reject(Reason.INVALID_CODE, "merchant.mcc is not four digits")
-        name = clean_optional_text(merchant.get("name"))
-        row["merchant_name"] = None if name is None else _free_text(name)
+        name = merchant.get("name")
+        if name is not None:
+            name = name.strip() if type(name) is str else str(name).strip()
+            if not name:
+                name = None
+            elif len(name) >= 13 and _PAN_RUN(name):
+                name = _mask_luhn(name)
+        row["merchant_name"] = name
         row["merchant_mcc"] = mcc
-        row["merchant_country"] = _country(merchant.get("country"), "merchant.country")
+        country = merchant.get("country")
+        if not (type(country) is str and country in COUNTRY_CODES):
+            country = clean_country(country, "merchant.country")
+        row["merchant_country"] = country
     else:
         row["merchant_name"] = row["merchant_mcc"] = row["merchant_country"] = None
 
@@ -523,6 +580,9 @@ _CLAIM_LINES = _CLAIM_ENUMS["line_of_business"]
 _CLAIM_STATUSES = _CLAIM_ENUMS["status"]
 _CURRENCIES: frozenset[str] = frozenset(MINOR_UNITS)
 _mask_luhn = pii.mask_luhn_in_text
+# 13 digits, single spaces or dashes between them: the shortest digit run that
+# mask_luhn_in_text can change (a text without one is returned unchanged).
+_PAN_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12}").search
 _MASKED_PAN = re.compile(r"[0-9]{6}\*{2,9}[0-9]{4}").fullmatch
 
 _BUILDERS: Mapping[str, Callable[[Mapping[str, Any], dict[str, Any], str | bytes | None], None]] = {

@@ -372,3 +372,45 @@ def test_entry_size_is_exactly_the_serialized_size(
     keys = {"event_type": "insurance-claim", "dt": dt} if result == "Ok" else None
     item = TransformResult(record_id=record_id, result=result, data=data, partition_keys=keys)  # type: ignore[arg-type]
     assert entry_size(item, shape) == len(json.dumps(result_entry(item, shape))) + 2  # type: ignore[arg-type]
+
+
+_more_payloads = st.one_of(
+    _payloads,
+    st.builds(lambda: b.as_json(b.transaction(source="test-load"))),
+    st.builds(lambda: b.as_json(b.claim(metadata={"test": "YES"}))),
+    st.builds(lambda: b.kpl_aggregate([b.as_json(b.transaction()), b.as_avro(b.transaction())])),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    payloads=st.lists(_more_payloads, max_size=25),
+    shape=st.sampled_from(["direct_put", "kinesis", "msk"]),
+    budget=st.sampled_from([None, 2_000, 6_000, 20_000]),
+)
+def test_handle_equals_transform_then_build_response(
+    payloads: list[bytes], shape: str, budget: int | None
+) -> None:
+    """The one-pass handler answers exactly as the three steps do, within any budget."""
+    from firehose_transforms.base import parse_event
+
+    builder = {"direct_put": b.direct_put_event, "kinesis": b.kinesis_event, "msk": b.msk_event}[
+        shape
+    ]
+    event = builder(payloads)
+    transformer = (
+        b.transformer() if budget is None else b.transformer(transform_max_response_bytes=budget)
+    )
+    try:
+        expected: Any = build_response(
+            transformer.transform(parse_event(event)[1]),
+            source_shape(event),
+            max_bytes=transformer._max_response,
+        )
+    except TransformError as exc:
+        expected = ("raises", str(exc))
+    try:
+        got: Any = transformer.handle(event)
+    except TransformError as exc:
+        got = ("raises", str(exc))
+    assert got == expected
