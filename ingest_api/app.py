@@ -124,6 +124,28 @@ def outcome_error(outcome: EventOutcome, retry_after: int) -> ApiError:
     return Unprocessable(message, code=outcome.code, errors=outcome.errors)
 
 
+# --------------------------------------------------------------------------- headers
+
+_HEADERS_KEY = "sluice.headers"
+
+
+def header(request: Request, name: str) -> str | None:
+    """The first value of header ``name`` (lower case), like ``request.headers.get``.
+
+    The request's headers are indexed once (ASGI header names are lower case) instead
+    of scanned for every look-up.
+    """
+    scope = request.scope
+    index: dict[bytes, bytes] | None = scope.get(_HEADERS_KEY)
+    if index is None:
+        index = {}
+        for key, value in scope["headers"]:
+            index.setdefault(key, value)
+        scope[_HEADERS_KEY] = index
+    value = index.get(name.encode("latin-1"))
+    return None if value is None else value.decode("latin-1")
+
+
 # --------------------------------------------------------------------------- context
 
 
@@ -176,8 +198,7 @@ class ApiContext:
 
     def authenticate(self, request: Request) -> Principal:
         """The principal of the request's API key, or 401."""
-        headers = request.headers
-        key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
+        key = presented_key(header(request, "authorization"), header(request, "x-api-key"))
         if key is None:
             raise Unauthenticated(
                 "send an API key in 'Authorization: Bearer <key>' or 'X-API-Key'",
@@ -207,15 +228,15 @@ class ApiContext:
 
     async def read_json(self, request: Request) -> Any:
         """The body as JSON: 415, 413 (before parsing) and 400 checks."""
-        check_content_type(request.headers.get("content-type"))
+        check_content_type(header(request, "content-type"))
         limit = self.settings.api_max_body_bytes
-        check_content_length(request.headers.get("content-length"), limit)
+        check_content_length(header(request, "content-length"), limit)
         body = await read_limited(request.stream(), limit)
         return parse_json(body)
 
     def idempotency_key(self, request: Request) -> str | None:
         """The ``Idempotency-Key`` header, checked (400 when unusable)."""
-        value = request.headers.get("idempotency-key")
+        value = header(request, "idempotency-key")
         if value is None:
             return None
         if (
@@ -331,6 +352,16 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.serve(scope, receive, send, self.fast_paths.match(scope))
+
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        fast: tuple[Endpoint, str, str] | None,
+    ) -> None:
+        """Serve an HTTP request: by the ``fast`` endpoint when given, else by the app."""
         status = 0
 
         async def send_wrapper(message: Message) -> None:
@@ -341,7 +372,6 @@ class EdgeMiddleware:
 
         gauge = self.metrics.in_flight
         gauge.inc()
-        fast = self.fast_paths.match(scope)
         try:
             if fast is None:
                 await self.app(scope, receive, send_wrapper)
@@ -385,6 +415,28 @@ class EdgeMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class IngestApp(FastAPI):
+    """The FastAPI app whose event routes are served before the framework's middleware.
+
+    A POST to an event route goes straight to :class:`EdgeMiddleware` (which counts it,
+    tracks it in flight and is the last line against unhandled errors) and the route's
+    endpoint; everything else takes the whole FastAPI stack, with the same
+    ``EdgeMiddleware`` installed inside it.
+    """
+
+    edge: EdgeMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.edge
+        if edge is not None and scope["type"] == "http" and not self.root_path:
+            fast = edge.fast_paths.match(scope)
+            if fast is not None:
+                scope["app"] = self
+                await edge.serve(scope, receive, send, fast)
+                return
+        await super().__call__(scope, receive, send)
 
 
 # --------------------------------------------------------------------------- factory
@@ -467,7 +519,7 @@ def create_app(
         finally:
             await ctx.close()
 
-    app = FastAPI(
+    app = IngestApp(
         title="Sluice ingest API",
         version="1.0.0",
         description=(
@@ -628,6 +680,9 @@ def create_app(
         return json_response(verdict.http_status, payload, headers)
 
     fast_paths.single, fast_paths.batch = post_event, post_batch
+    app.edge = EdgeMiddleware(
+        app.router, metrics=metrics, retry_after=retry_after, fast_paths=fast_paths
+    )
 
     @app.get(
         "/v1/schemas/{event_type}",

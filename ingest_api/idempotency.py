@@ -116,13 +116,44 @@ class Coalescer(Generic[V]):
     async def run(
         self, key: Hashable, fingerprint: str, action: Callable[[], Awaitable[V]]
     ) -> Replay[V]:
-        """The answer for one key: remembered, shared with an in-flight call, or fresh."""
+        """The answer for one key: remembered, shared with an in-flight call, or fresh.
 
-        async def one(indexes: Sequence[int]) -> list[V]:
-            return [await action()]
+        The same as :meth:`run_many` with one item, without its bookkeeping.
+        """
+        replay = self.lookup(key, fingerprint)
+        if replay is not None:
+            return replay
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            if pending[0] != fingerprint:
+                return Replay(None, "conflict")
+            return await self._wait(pending[1])
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = (fingerprint, future)
+        try:
+            value = await action()
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning
+            raise
+        finally:
+            del self._in_flight[key]
+        if self._succeeded(value):
+            self.cache.put(key, fingerprint, value, self._clock())
+        future.set_result(value)
+        return Replay(value, "fresh")
 
-        (replay,) = await self.run_many([(key, fingerprint)], one)
-        return replay
+    @staticmethod
+    async def _wait(future: asyncio.Future[V]) -> Replay[V]:
+        # asyncio.wait never cancels what it waits on: a cancelled waiter leaves the
+        # first caller's work running.
+        await asyncio.wait((future,))
+        if future.cancelled() or future.exception() is not None:
+            return Replay(None, "abandoned")
+        return Replay(future.result(), "coalesced")
 
     async def run_many(
         self,
@@ -193,13 +224,7 @@ class Coalescer(Generic[V]):
                 replays[index] = Replay(value, "fresh")
 
         for index, future in waiting:
-            # asyncio.wait never cancels what it waits on: a cancelled waiter leaves the
-            # first caller's work running.
-            await asyncio.wait((future,))
-            if future.cancelled() or future.exception() is not None:
-                replays[index] = Replay(None, "abandoned")
-            else:
-                replays[index] = Replay(future.result(), "coalesced")
+            replays[index] = await self._wait(future)
         for index, first in duplicates:
             earlier = replays[first]
             assert earlier is not None

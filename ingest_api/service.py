@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,36 +102,55 @@ class PublishCoalescer:
     the per-call cost of the publisher (and, on Kinesis, PutRecords round trips). Each
     caller gets exactly the results of its own records. A caller that stops waiting
     (its time bound passed) leaves the shared call running for the others.
+
+    Time bounds are kept per shared call: one timer for all its callers, due at the
+    earliest of their deadlines; when it fires, callers still waiting get
+    :class:`TimeoutError`.
     """
 
     def __init__(self, holder: PublisherHolder) -> None:
         self._holder = holder
-        self._pending: dict[str, list[tuple[OutgoingRecord, asyncio.Future[PublishResult]]]] = {}
+        self._pending: dict[str, _Pending] = {}
         self._running: set[asyncio.Task[None]] = set()
 
-    async def publish(self, stream: str, records: Sequence[OutgoingRecord]) -> list[PublishResult]:
-        """The results of ``records``, in order (raises what the publisher raised)."""
+    async def publish(
+        self, stream: str, records: Sequence[OutgoingRecord], timeout: float | None = None
+    ) -> list[PublishResult]:
+        """The results of ``records``, in order (raises what the publisher raised).
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed before every result was known.
+        """
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[PublishResult]] = [loop.create_future() for _ in records]
-        queue = self._pending.get(stream)
-        if queue is None:
-            queue = self._pending[stream] = []
+        pending = self._pending.get(stream)
+        if pending is None:
+            pending = self._pending[stream] = _Pending()
             loop.call_soon(self._start, stream)
-        queue.extend(zip(records, futures, strict=True))
+        if timeout is not None:
+            pending.deadline = min(pending.deadline, loop.time() + timeout)
+        pending.items.extend(zip(records, futures, strict=True))
         if len(futures) == 1:
             return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     def _start(self, stream: str) -> None:
-        batch = self._pending.pop(stream, [])
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._run(stream, batch))
+        pending = self._pending.pop(stream, None)
+        if pending is not None and pending.items:
+            loop = asyncio.get_running_loop()
+            batch = pending.items
+            timer = (
+                loop.call_at(pending.deadline, _expire, batch)
+                if pending.deadline != math.inf
+                else None
+            )
+            task = loop.create_task(self._run(stream, batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            if timer is not None:
+                task.add_done_callback(lambda _task: timer.cancel())
 
-    async def _run(
-        self, stream: str, batch: list[tuple[OutgoingRecord, asyncio.Future[PublishResult]]]
-    ) -> None:
+    async def _run(self, stream: str, batch: list[_Item]) -> None:
         try:
             results = await self._holder.get().publish(stream, [record for record, _ in batch])
         except asyncio.CancelledError:
@@ -156,6 +176,24 @@ class PublishCoalescer:
         """Wait (up to ``timeout``) for shared calls still running."""
         if self._running:
             await asyncio.wait(list(self._running), timeout=timeout)
+
+
+_Item = tuple[OutgoingRecord, "asyncio.Future[PublishResult]"]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Records handed over for one stream in this loop turn, and their earliest deadline."""
+
+    items: list[_Item] = field(default_factory=list)
+    deadline: float = math.inf
+
+
+def _expire(batch: list[_Item]) -> None:
+    """The time bound passed: callers still waiting get :class:`TimeoutError`."""
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(TimeoutError())
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +315,7 @@ class IngestService:
         timeout = self.settings.api_publish_timeout_s
         started = time.perf_counter()
         try:
-            # asyncio.timeout stops waiting at the bound without an extra task.
-            async with asyncio.timeout(timeout):
-                results = await self._coalescer.publish(stream, records)
+            results = await self._coalescer.publish(stream, records, timeout)
         except TimeoutError:
             logger.warning("publish to %s not acknowledged within %s s", stream, timeout)
             return [
@@ -329,10 +365,11 @@ class IngestService:
             return prepared
         key = self._key(event_type, prepared, idempotency_key, principal)
 
-        async def action(indexes: Sequence[int]) -> list[EventOutcome]:
-            return await self.publish(event_type, [prepared])
+        async def action() -> EventOutcome:
+            (outcome,) = await self.publish(event_type, [prepared])
+            return outcome
 
-        (replay,) = await self.idempotency.run_many([(key, prepared.fingerprint)], action)
+        replay = await self.idempotency.run(key, prepared.fingerprint, action)
         outcome = self._resolve(replay, prepared.record.event_id)
         self._count(event_type, [outcome], fresh=[replay.source == "fresh"])
         return outcome

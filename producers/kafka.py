@@ -5,16 +5,19 @@
   settings and served by one background poll thread.
 - ``acks=all``; idempotence per ``SLUICE_KAFKA_ENABLE_IDEMPOTENCE`` (without it, one
   request in flight per connection keeps per-key order); key = partition key.
-- Delivery reports run on the poll thread and resolve asyncio futures through
-  ``loop.call_soon_threadsafe``; ``publish`` returns when every record was
-  acknowledged or failed. ``message.timeout.ms`` equals the delivery timeout, so a
-  dead broker yields per-record ``_MSG_TIMED_OUT`` failures in bounded time.
+- Delivery reports run on the poll thread and fill the slots of their publish call;
+  the calls completed by one ``poll()`` are handed to their event loop with one
+  ``loop.call_soon_threadsafe`` (one wake-up per poll, not per call or record);
+  ``publish`` returns when every record was acknowledged or failed.
+  ``message.timeout.ms`` equals the delivery timeout, so a dead broker yields
+  per-record ``_MSG_TIMED_OUT`` failures in bounded time.
 - Errors keep librdkafka's names (``_MSG_TIMED_OUT``, ``_TRANSPORT``, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -44,15 +47,35 @@ class _ProducerHandle:
         self.users = 0
         self._poll_interval = poll_interval
         self._stop = threading.Event()
+        # Publish calls completed by delivery reports on the poll thread, not yet handed
+        # to their event loops (only the poll thread touches this list).
+        self.completed: list[_DeliveryBatch] = []
         self._thread = threading.Thread(
             target=self._poll_loop, name="sluice-kafka-poll", daemon=True
         )
         self._thread.start()
+        self.poll_thread_id = self._thread.ident
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             # poll() runs delivery callbacks on this thread.
             self.producer.poll(self._poll_interval)
+            if self.completed:
+                self._hand_over()
+        if self.completed:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake each event loop once for every publish call this poll completed."""
+        completed, self.completed = self.completed, []
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for batch in completed:
+            by_loop.setdefault(batch.loop, []).append(batch.done)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_finish_all, futures)
+            except RuntimeError:
+                logger.warning("delivery reports arrived after their event loop closed")
 
     def shutdown(self, timeout: float) -> int:
         """Flush, stop the poll thread; returns the count still undelivered."""
@@ -152,12 +175,31 @@ class KafkaPublisher:
         """Produce ``records`` to topic ``stream`` and wait for every delivery report."""
         if not records:
             return []
+        from confluent_kafka import KafkaException
+
         handle = self._producer()
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self._settings.publish_delivery_timeout_s
-        batch = _DeliveryBatch(loop, len(records))
+        batch = _DeliveryBatch(loop, records, stream, handle)
+        produce = handle.producer.produce
+        deliver = batch.deliver
         for index, record in enumerate(records):
-            await self._produce(handle, batch, index, stream, record, deadline)
+            try:
+                produce(
+                    topic=stream,
+                    key=record.key_bytes,
+                    value=record.value,
+                    headers=record.header_list(),
+                    on_delivery=functools.partial(deliver, index),
+                )
+            except BufferError:
+                # The local queue is full: wait for room, within the deadline.
+                await self._produce(handle, batch, index, stream, record, deadline)
+            except KafkaException as exc:
+                batch.resolve(index, _failure_from_error(record, stream, exc.args[0]))
+        # Reports that have already arrived (for this or earlier calls) are served here,
+        # on the loop's thread, without waiting for the poll thread to be scheduled.
+        handle.producer.poll(0)
         if not batch.done.done():
             await asyncio.wait(
                 {batch.done}, timeout=max(deadline - time.monotonic(), 0) + _REPORT_GRACE_S
@@ -175,20 +217,6 @@ class KafkaPublisher:
     ) -> None:
         from confluent_kafka import KafkaException
 
-        def on_delivery(err: Any, msg: Any) -> None:
-            # Runs on the poll thread.
-            if err is None:
-                result = PublishResult(
-                    event_id=record.event_id,
-                    status="ok",
-                    stream=stream,
-                    partition=msg.partition(),
-                    offset=msg.offset(),
-                )
-            else:
-                result = _failure_from_error(record, stream, err)
-            batch.resolve(index, result)
-
         while True:
             try:
                 handle.producer.produce(
@@ -196,7 +224,7 @@ class KafkaPublisher:
                     key=record.key_bytes,
                     value=record.value,
                     headers=record.header_list(),
-                    on_delivery=on_delivery,
+                    on_delivery=functools.partial(batch.deliver, index),
                 )
                 return
             except BufferError:
@@ -257,16 +285,42 @@ class _DeliveryBatch:
     """Results of one publish call, filled from the poll thread.
 
     Each record's report lands in its slot under a lock; the asyncio future ``done``
-    is resolved once, through ``loop.call_soon_threadsafe``, when the last slot is
-    filled (one loop wake-up per call instead of one per record).
+    is resolved once, when the last slot is filled: by the poll thread's hand-over
+    after its ``poll()`` returns (shared with the other calls that poll completed), or
+    through ``loop.call_soon_threadsafe`` when the last result came from elsewhere.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        records: Sequence[OutgoingRecord],
+        stream: str,
+        handle: _ProducerHandle | None = None,
+    ) -> None:
         self.loop = loop
+        self.loop_thread_id = threading.get_ident()  # made inside the loop, on its thread
         self.done: asyncio.Future[None] = loop.create_future()
-        self._results: list[PublishResult | None] = [None] * count
-        self._remaining = count
+        self._records = records
+        self._stream = stream
+        self._handle = handle
+        self._results: list[PublishResult | None] = [None] * len(records)
+        self._remaining = len(records)
         self._lock = threading.Lock()
+
+    def deliver(self, index: int, err: Any, msg: Any) -> None:
+        """librdkafka's delivery report for record ``index`` (runs where it is served)."""
+        record = self._records[index]
+        if err is None:
+            result = PublishResult(
+                event_id=record.event_id,
+                status="ok",
+                stream=self._stream,
+                partition=msg.partition(),
+                offset=msg.offset(),
+            )
+        else:
+            result = _failure_from_error(record, self._stream, err)
+        self.resolve(index, result)
 
     def resolve(self, index: int, result: PublishResult) -> None:
         """Record the result of record ``index`` (any thread; the first result wins)."""
@@ -277,6 +331,14 @@ class _DeliveryBatch:
             self._remaining -= 1
             finished = self._remaining == 0
         if finished:
+            handle = self._handle
+            thread_id = threading.get_ident()
+            if handle is not None and thread_id == handle.poll_thread_id:
+                handle.completed.append(self)  # handed over when this poll() returns
+                return
+            if thread_id == self.loop_thread_id:
+                _finish(self.done)  # on the loop's own thread: no wake-up needed
+                return
             try:
                 self.loop.call_soon_threadsafe(_finish, self.done)
             except RuntimeError:
@@ -309,6 +371,12 @@ _TIMED_OUT = PublishResult(event_id="", status="failed", stream="")
 def _finish(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _finish_all(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 def _failure_from_error(record: OutgoingRecord, stream: str, err: Any) -> PublishResult:

@@ -19,17 +19,18 @@ plus their ``sluice.*`` annotations) and cached; the functions here are pure.
 
 from __future__ import annotations
 
+import decimal
 import io
 import json
 import math
 import re
 import struct
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import fastavro
 
@@ -79,12 +80,38 @@ _TIMESTAMP = re.compile(
 )
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\Z")
+# The canonical form ``str(uuid.UUID(...))`` gives: lower case, hyphenated.
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 _INVALID: Final = object()  # a value that failed validation (its errors were recorded)
 _ABSENT: Final = object()  # a field the JSON object does not have
 
 Errors = list[FieldError]
 Validator = Callable[[Any, str, Errors], Any]
+FastValidator = Callable[[Any], Any]
+"""The success path of a validator: the same result for a valid value, else ``_INVALID``.
+
+It builds no paths and records no errors; on ``_INVALID`` the caller runs the full
+validator, which finds and describes every problem. A fast validator never accepts a
+value the full one rejects, and returns an equal result for every value it accepts."""
+
+
+def _with_fast(validator: Validator, fast: FastValidator) -> Validator:
+    """Attach ``fast`` (the success path) to ``validator``."""
+    validator._fast = fast  # type: ignore[attr-defined]
+    return validator
+
+
+def _fast_of(validator: Validator) -> FastValidator:
+    """The success path of ``validator`` (the full validator itself when it has none)."""
+    fast: FastValidator | None = getattr(validator, "_fast", None)
+    if fast is not None:
+        return fast
+
+    def generic(value: Any) -> Any:
+        return validator(value, "", [])
+
+    return generic
 
 
 def _join(path: str, name: str) -> str:
@@ -140,7 +167,75 @@ def _string_validator(attrs: Mapping[str, Any], logical: str | None) -> Validato
             return _INVALID
         return check(value, path, errors)
 
-    return validate
+    if not isinstance(fmt, str) or fmt not in ("pan", "national-id"):
+        fast = _fast_string(attrs, fmt, validate)
+    else:
+        special = check
+
+        def fast(value: Any) -> Any:
+            if type(value) is not str or "\x00" in value:
+                return _INVALID
+            if not value.isascii() and not _encodable(value):
+                return _INVALID
+            return special(value, "", [])
+
+    return _with_fast(validate, fast)
+
+
+def _fast_string(attrs: Mapping[str, Any], fmt: Any, full: Validator) -> FastValidator:
+    """The success path of a plain, text, identifier or code string: ASCII values are
+    checked here, anything else by the ``full`` validator."""
+    if fmt == "iso4217" or fmt == "iso3166-alpha2":
+        codes = MINOR_UNITS if fmt == "iso4217" else COUNTRY_CODES
+
+        def code(value: Any) -> Any:
+            if type(value) is not str or not value.isascii() or "\x00" in value:
+                return full(value, "", [])
+            upper = value.upper()
+            return upper if upper in codes else _INVALID
+
+        return code
+    if fmt == "mcc":
+
+        def mcc(value: Any) -> Any:
+            if type(value) is str and value.isascii() and _MCC.match(value):
+                return value
+            return full(value, "", [])
+
+        return mcc
+    max_length = int(attrs.get("sluice.max_length", 0)) or (
+        IDENTIFIER_MAX_LENGTH if fmt == "identifier" else DEFAULT_MAX_LENGTH
+    )
+    if fmt == "identifier":
+        match = _IDENTIFIER.match
+
+        def identifier(value: Any) -> Any:
+            # The pattern starts with a letter or digit: a match is never blank.
+            if (
+                type(value) is str
+                and value.isascii()
+                and len(value) <= max_length
+                and match(value)
+                and "\x00" not in value
+            ):
+                return value
+            return full(value, "", [])
+
+        return identifier
+    blank_ok = fmt is None
+
+    def text(value: Any) -> Any:
+        if (
+            type(value) is str
+            and value.isascii()
+            and len(value) <= max_length
+            and "\x00" not in value
+            and (blank_ok or (not value.isspace() and value))
+        ):
+            return value
+        return full(value, "", [])
+
+    return text
 
 
 def _length_check(max_length: int, *, blank_ok: bool, identifier: bool) -> Validator:
@@ -218,6 +313,15 @@ def _validate_uuid(value: Any, path: str, errors: Errors) -> Any:
     return str(uuid.UUID(value))
 
 
+def _fast_uuid(value: Any) -> Any:
+    if type(value) is str and _CANONICAL_UUID.match(value):
+        return value  # already what str(uuid.UUID(value)) gives
+    return _validate_uuid(value, "", []) if isinstance(value, str) else _INVALID
+
+
+_with_fast(_validate_uuid, _fast_uuid)
+
+
 def _validate_pan(value: str, path: str, errors: Errors) -> Any:
     if pii.is_masked_card_number(value):
         return value
@@ -260,7 +364,12 @@ def _int_validator(kind: str) -> Validator:
             return _INVALID
         return value
 
-    return validate
+    def fast(value: Any) -> Any:
+        if type(value) is int and low <= value <= high:
+            return value
+        return validate(value, "", [])
+
+    return _with_fast(validate, fast)
 
 
 def _bounds(attrs: Mapping[str, Any]) -> tuple[Decimal | None, Decimal | None]:
@@ -297,13 +406,26 @@ def _double_validator(attrs: Mapping[str, Any]) -> Validator:
             return _INVALID
         return number
 
-    return validate
+    # Rounding to the nearest double is monotonic, so a double strictly inside the
+    # doubles nearest to the bounds has its shortest decimal form inside the bounds.
+    low_f = -math.inf if low is None else float(low)
+    high_f = math.inf if high is None else float(high)
+
+    def fast(value: Any) -> Any:
+        if type(value) is float and low_f < value < high_f:
+            return value
+        return validate(value, "", [])
+
+    return _with_fast(validate, fast)
 
 
 def _boolean(value: Any, path: str, errors: Errors) -> Any:
     if not isinstance(value, bool):
         return _wrong_type(errors, path, "true or false", value)
     return value
+
+
+_with_fast(_boolean, lambda value: value if type(value) is bool else _INVALID)
 
 
 def _decimal_validator(schema: Mapping[str, Any], attrs: Mapping[str, Any]) -> Validator:
@@ -345,7 +467,22 @@ def _decimal_validator(schema: Mapping[str, Any], attrs: Mapping[str, Any]) -> V
         # -0 and +0 are the same amount; keep the canonical 0.
         return quantized + 0 if quantized.is_zero() else quantized
 
-    return validate
+    match = _DECIMAL_TEXT.match
+
+    def fast(value: Any) -> Any:
+        if type(value) is not str or not match(value):
+            return validate(value, "", [])
+        number = Decimal(value)
+        if number.is_zero() or number.adjusted() + 1 > max_integer_digits:
+            return validate(value, "", [])
+        quantized = number.quantize(quantum, rounding=ROUND_DOWN)
+        if quantized != number:
+            return _INVALID
+        if (low is not None and quantized < low) or (high is not None and quantized > high):
+            return _INVALID
+        return quantized
+
+    return _with_fast(validate, fast)
 
 
 def _timestamp(value: Any, path: str, errors: Errors) -> Any:
@@ -368,6 +505,9 @@ def _timestamp(value: Any, path: str, errors: Errors) -> Any:
     except OverflowError:
         errors.append(FieldError(OUT_OF_RANGE, "outside the representable range", path))
         return _INVALID
+
+
+_with_fast(_timestamp, lambda value: _timestamp(value, "", []))
 
 
 def _date(value: Any, path: str, errors: Errors) -> Any:
@@ -397,7 +537,10 @@ def _enum_validator(symbols: list[str]) -> Validator:
             return _INVALID
         return value
 
-    return validate
+    def fast(value: Any) -> Any:
+        return value if type(value) is str and value in allowed else _INVALID
+
+    return _with_fast(validate, fast)
 
 
 def _map_validator(values: Validator) -> Validator:
@@ -428,7 +571,28 @@ def _map_validator(values: Validator) -> Validator:
             out[key] = result
         return out if ok else _INVALID
 
-    return validate
+    fast_values = _fast_of(values)
+
+    def fast(value: Any) -> Any:
+        if type(value) is not dict or len(value) > METADATA_MAX_ENTRIES:
+            return _INVALID
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if (
+                type(key) is not str
+                or not key
+                or len(key) > METADATA_KEY_MAX_LENGTH
+                or not key.isascii()
+                or "\x00" in key
+            ):
+                return _INVALID
+            result = fast_values(item)
+            if result is _INVALID:
+                return _INVALID
+            out[key] = result
+        return out
+
+    return _with_fast(validate, fast)
 
 
 def _array_validator(items: Validator) -> Validator:
@@ -438,14 +602,23 @@ def _array_validator(items: Validator) -> Validator:
         out = [items(item, f"{path}[{i}]", errors) for i, item in enumerate(value)]
         return _INVALID if any(v is _INVALID for v in out) else out
 
-    return validate
+    fast_items = _fast_of(items)
+
+    def fast(value: Any) -> Any:
+        if type(value) is not list:
+            return _INVALID
+        out = [fast_items(item) for item in value]
+        return _INVALID if any(v is _INVALID for v in out) else out
+
+    return _with_fast(validate, fast)
 
 
 def _nullable(inner: Validator) -> Validator:
     def validate(value: Any, path: str, errors: Errors) -> Any:
         return None if value is None else inner(value, path, errors)
 
-    return validate
+    fast_inner = _fast_of(inner)
+    return _with_fast(validate, lambda value: None if value is None else fast_inner(value))
 
 
 def _not_null(inner: Validator) -> Validator:
@@ -455,11 +628,15 @@ def _not_null(inner: Validator) -> Validator:
             return _INVALID
         return inner(value, path, errors)
 
-    return validate
+    fast_inner = _fast_of(inner)
+    return _with_fast(validate, lambda value: _INVALID if value is None else fast_inner(value))
 
 
 def _null(value: Any, path: str, errors: Errors) -> Any:
     return None if value is None else _wrong_type(errors, path, "null", value)
+
+
+_with_fast(_null, lambda value: None if value is None else _INVALID)
 
 
 # -- records -------------------------------------------------------------------------
@@ -483,6 +660,8 @@ class _RecordValidator:
         self.fields = fields
         self.names = frozenset(f.name for f in fields)
         self.money = [f for f in fields if f.currency_field is not None]
+        self.fast = _fast_record(fields, self.names)
+        self._fast = self.fast
 
     def __call__(
         self, value: Any, path: str, errors: Errors, *, allow_server_fields: bool = False
@@ -550,6 +729,61 @@ class _RecordValidator:
             errors.append(FieldError(OUT_OF_RANGE, msg, _join(path, spec.name)))
             return False
         return True
+
+
+# currency -> the quantum of its minor units (EUR: Decimal("0.01")).
+_MINOR_QUANTA: Final = {code: Decimal(1).scaleb(-places) for code, places in MINOR_UNITS.items()}
+
+
+def _fast_record(fields: list[_FieldSpec], names: frozenset[str]) -> Callable[..., Any]:
+    """The success path of a record: one flat loop, no paths, no error objects."""
+    # (name, fast validator, nullable, has default, default, default kind, server owned)
+    plan = tuple(
+        (
+            f.name,
+            _fast_of(f.validate),
+            f.nullable,
+            f.has_default,
+            f.default,
+            dict if isinstance(f.default, dict) else list if isinstance(f.default, list) else None,
+            f.server_owned,
+        )
+        for f in fields
+    )
+    money = tuple((f.name, f.currency_field or "") for f in fields if f.currency_field)
+    superset = names.issuperset
+
+    def fast(value: Any, allow_server_fields: bool = False) -> Any:
+        if type(value) is not dict or not superset(value):
+            return _INVALID
+        out: dict[str, Any] = {}
+        get = value.get
+        for name, validate, nullable, has_default, default, copy, server_owned in plan:
+            item = get(name, _ABSENT)
+            if item is _ABSENT:
+                if not has_default:
+                    return _INVALID
+                out[name] = copy(default) if copy is not None else default
+            elif server_owned and not allow_server_fields:
+                return _INVALID
+            elif item is None:
+                if not nullable:
+                    return _INVALID
+                out[name] = None
+            else:
+                result = validate(item)
+                if result is _INVALID:
+                    return _INVALID
+                out[name] = result
+        for amount_name, currency_name in money:
+            amount, currency = out.get(amount_name), out.get(currency_name)
+            if isinstance(amount, Decimal) and isinstance(currency, str):
+                quantum = _MINOR_QUANTA.get(currency)
+                if quantum is None or amount != amount.quantize(quantum, rounding=ROUND_DOWN):
+                    return _INVALID
+        return out
+
+    return fast
 
 
 class _Compiler:
@@ -686,12 +920,30 @@ def _validator_for(sv: SchemaVersion) -> _RecordValidator:
     return entry[1]
 
 
+# schemas.catalogue (a cached function), looked up once: the package imports this module.
+_SHIPPED: list[Callable[[], SchemaCatalogue]] = []
+
+
 def _catalogue(catalogue: SchemaCatalogue | None) -> SchemaCatalogue:
     if catalogue is not None:
         return catalogue
-    from schemas import catalogue as shipped
+    if not _SHIPPED:
+        from schemas import catalogue as shipped
 
-    return shipped()
+        _SHIPPED.append(shipped)
+    return _SHIPPED[0]()
+
+
+# id(catalogue) -> (that catalogue, {(event type, version): schema version}).
+_VERSIONS: dict[int, tuple[SchemaCatalogue, dict[tuple[str, int], SchemaVersion]]] = {}
+
+
+def _versions_of(cat: SchemaCatalogue) -> dict[tuple[str, int], SchemaVersion]:
+    entry = _VERSIONS.get(id(cat))
+    if entry is None or entry[0] is not cat:
+        entry = (cat, {(sv.event_type, sv.version): sv for sv in cat})
+        _VERSIONS[id(cat)] = entry
+    return entry[1]
 
 
 # -- public API ------------------------------------------------------------------------
@@ -719,6 +971,15 @@ def parse_event(
             problem, not a problem with the body).
     """
     cat = _catalogue(catalogue)
+    if type(obj) is dict and type(event_type) is str:
+        version = obj.get("schema_version")
+        if type(version) is int and obj.get("event_type") == event_type:
+            exact = _versions_of(cat).get((event_type, version))
+            if exact is not None:
+                result = _validator_for(exact).fast(obj, allow_server_fields)
+                if result is not _INVALID:
+                    return cast(dict[str, Any], result)
+    # Something is wrong (or unusual): the full validation finds and describes it.
     event_type = str(event_type)
     sv = cat.latest(event_type)
     errors: Errors = []
@@ -784,7 +1045,20 @@ def encode(
             code="version_mismatch",
         )
     wanted = version if version is not None else record_version
-    sv = cat.get(str(event_type), wanted if isinstance(wanted, int) else None)
+    sv = None
+    if type(wanted) is int and type(event_type) is str:
+        sv = _versions_of(cat).get((event_type, wanted))
+    if sv is None:
+        sv = cat.get(str(event_type), wanted if isinstance(wanted, int) else None)
+    writer = _writer_for(sv)
+    if writer is not None:
+        out = bytearray(_HEADER.pack(MAGIC_BYTE, sv.schema_id)) if framed else bytearray()
+        try:
+            writer(out, record)
+        except (_NotCompiled, *_WRITE_ERRORS):
+            pass  # fastavro below writes it, or says precisely what does not fit
+        else:
+            return bytes(out)
     buffer = io.BytesIO()
     if framed:
         buffer.write(_HEADER.pack(MAGIC_BYTE, sv.schema_id))
@@ -800,6 +1074,276 @@ def encode(
             code="encode_failed",
         ) from exc
     return buffer.getvalue()
+
+
+# -- the compiled Avro writer ----------------------------------------------------------
+#
+# Avro binary for the codec's own records, compiled once per schema version into
+# closures that append to a bytearray. It writes exactly what fastavro's
+# ``schemaless_writer`` writes for the values ``parse_event`` produces; a value it does
+# not recognise (or cannot write) raises, and :func:`encode` then hands the record to
+# fastavro, whose result or error is the reference.
+
+Writer = Callable[[bytearray, Any], None]
+
+_LONG_MIN: Final = -(2**63)
+_LONG_MAX: Final = 2**63 - 1
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAYS: Final = date(1970, 1, 1).toordinal()
+_DOUBLE = struct.Struct("<d")
+_FLOAT = struct.Struct("<f")
+
+
+# Enough precision that scaling a schema's decimal never rounds.
+_EXACT: Final = decimal.Context(prec=100, Emin=-999999, Emax=999999)
+_POWERS_OF_TEN: Final = tuple(10**n for n in range(40))
+
+
+class _NotCompiled(Exception):
+    """A value (or schema construct) the compiled writer leaves to fastavro."""
+
+
+def _zigzag(n: int) -> bytes:
+    """``n`` as an Avro long: zig-zag, then base-128 varint."""
+    if not _LONG_MIN <= n <= _LONG_MAX:
+        raise _NotCompiled("long out of range")
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL_LONGS: Final = tuple(_zigzag(n) for n in range(1024))
+
+
+def _write_long(buf: bytearray, value: Any) -> None:
+    if type(value) is not int:
+        raise _NotCompiled("not an int")
+    buf += _SMALL_LONGS[value] if 0 <= value < 1024 else _zigzag(value)
+
+
+def _write_string(buf: bytearray, value: Any) -> None:
+    if type(value) is not str:
+        raise _NotCompiled("not a str")
+    data = value.encode()
+    size = len(data)
+    buf += _SMALL_LONGS[size] if size < 1024 else _zigzag(size)
+    buf += data
+
+
+def _write_bytes(buf: bytearray, value: Any) -> None:
+    if type(value) is not bytes:
+        raise _NotCompiled("not bytes")
+    size = len(value)
+    buf += _SMALL_LONGS[size] if size < 1024 else _zigzag(size)
+    buf += value
+
+
+def _write_double(buf: bytearray, value: Any) -> None:
+    if type(value) is not float:
+        raise _NotCompiled("not a float")
+    buf += _DOUBLE.pack(value)
+
+
+def _write_float(buf: bytearray, value: Any) -> None:
+    if type(value) is not float:
+        raise _NotCompiled("not a float")
+    buf += _FLOAT.pack(value)
+
+
+def _write_boolean(buf: bytearray, value: Any) -> None:
+    if type(value) is not bool:
+        raise _NotCompiled("not a bool")
+    buf += b"\x01" if value else b"\x00"
+
+
+def _write_null(buf: bytearray, value: Any) -> None:
+    if value is not None:
+        raise _NotCompiled("not None")
+
+
+def _write_timestamp_micros(buf: bytearray, value: Any) -> None:
+    if type(value) is datetime and value.tzinfo is not None:
+        delta = value - _EPOCH
+        _write_long(buf, (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    else:
+        _write_long(buf, value)
+
+
+def _write_timestamp_millis(buf: bytearray, value: Any) -> None:
+    if type(value) is datetime and value.tzinfo is not None:
+        delta = value - _EPOCH
+        _write_long(buf, (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+    else:
+        _write_long(buf, value)
+
+
+def _write_date(buf: bytearray, value: Any) -> None:
+    _write_long(buf, value.toordinal() - _EPOCH_DAYS if type(value) is date else value)
+
+
+def _decimal_writer(schema: Mapping[str, Any]) -> Writer:
+    precision = int(schema["precision"])
+    scale = int(schema.get("scale", 0))
+
+    def write(buf: bytearray, value: Any) -> None:
+        if type(value) is not Decimal:
+            raise _NotCompiled("not a Decimal")
+        sign, digits, exponent = value.as_tuple()
+        if type(exponent) is not int or len(digits) > precision or exponent + scale < 0:
+            raise _NotCompiled("decimal outside the schema")
+        # The coefficient as an int (exact: the exponent only moves the point).
+        shift = exponent + scale
+        unscaled = abs(int(value.scaleb(-exponent, _EXACT)))
+        unscaled *= _POWERS_OF_TEN[shift] if shift < 40 else 10**shift
+        # The size comes from the magnitude, as fastavro computes it.
+        size = (unscaled.bit_length() + 8) // 8
+        _write_bytes(buf, (-unscaled if sign else unscaled).to_bytes(size, "big", signed=True))
+
+    return write
+
+
+def _enum_writer(symbols: Sequence[str]) -> Writer:
+    index = {symbol: _zigzag(i) for i, symbol in enumerate(symbols)}
+
+    def write(buf: bytearray, value: Any) -> None:
+        if type(value) is not str:
+            raise _NotCompiled("not a str")
+        buf += index[value]
+
+    return write
+
+
+def _map_writer(values: Writer) -> Writer:
+    def write(buf: bytearray, value: Any) -> None:
+        if type(value) is not dict:
+            raise _NotCompiled("not a dict")
+        if value:
+            buf += _zigzag(len(value))
+            for key, item in value.items():
+                _write_string(buf, key)
+                values(buf, item)
+        buf += b"\x00"
+
+    return write
+
+
+def _array_writer(items: Writer) -> Writer:
+    def write(buf: bytearray, value: Any) -> None:
+        if type(value) is not list:
+            raise _NotCompiled("not a list")
+        if value:
+            buf += _zigzag(len(value))
+            for item in value:
+                items(buf, item)
+        buf += b"\x00"
+
+    return write
+
+
+def _optional_writer(inner: Writer, null_index: int) -> Writer:
+    null_tag, value_tag = _zigzag(null_index), _zigzag(1 - null_index)
+
+    def write(buf: bytearray, value: Any) -> None:
+        if value is None:
+            buf += null_tag
+        else:
+            buf += value_tag
+            inner(buf, value)
+
+    return write
+
+
+def _record_writer(fields: Sequence[tuple[str, Writer]]) -> Writer:
+    def write(buf: bytearray, value: Any) -> None:
+        if type(value) is not dict:
+            raise _NotCompiled("not a dict")
+        for name, writer in fields:
+            writer(buf, value[name])
+
+    return write
+
+
+_PRIMITIVE_WRITERS: Final[dict[str, Writer]] = {
+    "null": _write_null,
+    "boolean": _write_boolean,
+    "int": _write_long,
+    "long": _write_long,
+    "float": _write_float,
+    "double": _write_double,
+    "bytes": _write_bytes,
+    "string": _write_string,
+}
+
+
+def _compile_writer(schema: Any, named: dict[str, Writer]) -> Writer:
+    """A writer for a fastavro-parsed schema (raises ``_NotCompiled`` when unsupported)."""
+    if isinstance(schema, str):
+        if schema in _PRIMITIVE_WRITERS:
+            return _PRIMITIVE_WRITERS[schema]
+        if schema in named:
+            return named[schema]
+        raise _NotCompiled(f"type {schema!r}")
+    if isinstance(schema, list):
+        if len(schema) == 2 and "null" in schema:
+            null_index = schema.index("null")
+            return _optional_writer(_compile_writer(schema[1 - null_index], named), null_index)
+        raise _NotCompiled("union")
+    kind, logical = schema["type"], schema.get("logicalType")
+    if kind == "record":
+        fields = [(f["name"], _compile_writer(f["type"], named)) for f in schema["fields"]]
+        writer = _record_writer(fields)
+        named[schema["name"]] = writer
+        return writer
+    if kind == "enum":
+        writer = _enum_writer(schema["symbols"])
+        named[schema["name"]] = writer
+        return writer
+    if kind == "map":
+        return _map_writer(_compile_writer(schema["values"], named))
+    if kind == "array":
+        return _array_writer(_compile_writer(schema["items"], named))
+    if logical == "decimal" and kind == "bytes":
+        return _decimal_writer(schema)
+    if logical == "timestamp-micros" and kind == "long":
+        return _write_timestamp_micros
+    if logical == "timestamp-millis" and kind == "long":
+        return _write_timestamp_millis
+    if logical == "date" and kind == "int":
+        return _write_date
+    if logical is None or (logical == "uuid" and kind == "string"):
+        return _compile_writer(kind, named) if logical is None else _write_string
+    raise _NotCompiled(f"logical type {logical!r}")
+
+
+# id(schema version) -> (that schema version, its compiled writer or None).
+_WRITERS: dict[int, tuple[SchemaVersion, Writer | None]] = {}
+
+
+def _writer_for(sv: SchemaVersion) -> Writer | None:
+    entry = _WRITERS.get(id(sv))
+    if entry is None or entry[0] is not sv:
+        try:
+            writer: Writer | None = _compile_writer(sv.codec_parsed or sv.parsed, {})
+        except (_NotCompiled, KeyError, TypeError, ValueError):
+            writer = None  # fastavro writes every record of this version
+        entry = (sv, writer)
+        _WRITERS[id(sv)] = entry
+    return entry[1]
+
+
+_WRITE_ERRORS: Final = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    OverflowError,
+    ArithmeticError,
+    struct.error,
+)
 
 
 def schema_id_of(data: bytes | bytearray | memoryview) -> int:

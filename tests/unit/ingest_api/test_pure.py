@@ -438,3 +438,67 @@ def test_caller_that_stops_waiting_leaves_the_shared_call_running() -> None:
 
     assert asyncio.run(scenario()) == ("timed out", ["b"])
     assert {s.record.event_id for s in publisher.records("s")} == {"a", "b"}
+
+
+def test_shared_call_time_bound_answers_waiting_callers_and_keeps_publishing() -> None:
+    from ingest_api.service import PublishCoalescer, PublisherHolder
+    from producers.memory import MemoryPublisher
+
+    publisher = MemoryPublisher(latency=0.2)
+    coalescer = PublishCoalescer(PublisherHolder(publisher=publisher))
+
+    async def bounded(ids: tuple[str, ...], timeout: float) -> str:
+        try:
+            await coalescer.publish("s", _records(*ids), timeout)
+        except TimeoutError:
+            return "timed out"
+        return "answered"
+
+    async def scenario() -> tuple[list[str], float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # One shared call; its timer is due at the earliest caller's deadline.
+        answers = await asyncio.gather(bounded(("a",), 0.05), bounded(("b", "c"), 5.0))
+        elapsed = loop.time() - started
+        await coalescer.drain(1.0)
+        return answers, elapsed
+
+    answers, elapsed = asyncio.run(scenario())
+    assert answers == ["timed out", "timed out"]
+    assert elapsed < 0.15
+    # The shared call was not cancelled: every record still reached the stream.
+    assert {s.record.event_id for s in publisher.records("s")} == {"a", "b", "c"}
+    assert publisher.calls == [("s", 3)]
+
+
+def test_shared_call_within_its_bound_answers_normally() -> None:
+    from ingest_api.service import PublishCoalescer, PublisherHolder
+    from producers.memory import MemoryPublisher
+
+    publisher = MemoryPublisher()
+    coalescer = PublishCoalescer(PublisherHolder(publisher=publisher))
+
+    async def scenario() -> list[str]:
+        results = await coalescer.publish("s", _records("a", "b"), 1.0)
+        return [r.event_id for r in results]
+
+    assert asyncio.run(scenario()) == ["a", "b"]
+
+
+def test_header_lookup_takes_the_first_value_like_starlette() -> None:
+    from starlette.requests import Request
+
+    from ingest_api.app import header
+
+    scope = {
+        "type": "http",
+        "headers": [
+            (b"x-api-key", b"first"),
+            (b"content-type", b"application/json"),
+            (b"x-api-key", b"second"),
+        ],
+    }
+    request = Request(scope)
+    assert header(request, "x-api-key") == request.headers.get("x-api-key") == "first"
+    assert header(request, "content-type") == "application/json"
+    assert header(request, "authorization") is None

@@ -140,6 +140,60 @@ def test_missing_report_never_hangs() -> None:
     assert (results[1].error_code, results[1].retryable) == ("_MSG_TIMED_OUT", True)
 
 
+def test_calls_completed_together_do_not_wake_the_loop_per_call() -> None:
+    producer = FakeProducer()
+    pub = publisher(producer)
+    wakeups: list[int] = []
+
+    async def go() -> list[list[Any]]:
+        loop = asyncio.get_running_loop()
+        original = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            wakeups.append(1)
+            return original(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        try:
+            return await asyncio.gather(*(pub.publish("topic", make_records(3)) for _ in range(20)))
+        finally:
+            loop.call_soon_threadsafe = original  # type: ignore[method-assign]
+            await pub.close()
+
+    calls = asyncio.run(go())
+    assert all([r.status for r in results] == ["ok"] * 3 for results in calls)
+    # Twenty calls completed by a handful of polls (on the poll thread or on the loop's
+    # own thread): far fewer than one wake-up per call.
+    assert len(wakeups) < 20
+
+
+def test_reports_served_outside_the_poll_thread_still_resolve() -> None:
+    class FlushOnly(FakeProducer):
+        """Serves reports only in flush() (another thread), never in poll()."""
+
+        def poll(self, timeout: float) -> int:
+            threading.Event().wait(min(timeout, 0.01))
+            return 0
+
+        def flush(self, timeout: float) -> int:
+            self.flushed = True
+            return FakeProducer.poll(self, 0)
+
+    producer = FlushOnly()
+    pub = publisher(producer)
+
+    async def go() -> list[Any]:
+        task = asyncio.ensure_future(pub.publish("topic", make_records(4)))
+        await asyncio.sleep(0.05)
+        await pub.flush(1.0)
+        try:
+            return await asyncio.wait_for(task, 2.0)
+        finally:
+            await pub.close()
+
+    assert [r.status for r in asyncio.run(go())] == ["ok"] * 4
+
+
 def test_no_producer_is_created_before_the_first_publish() -> None:
     pub = KafkaPublisher(PublisherSettings())
     assert pub._handle is None
