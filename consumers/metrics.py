@@ -67,6 +67,27 @@ def batch_emf(
     )
 
 
+# The names the CloudWatch alarms in deploy/terraform read (variable custom_metrics).
+LAG_RECORDS_METRIC = "ConsumerLagRecords"
+LAG_SECONDS_METRIC = "ConsumerLagSeconds"
+
+
+def lag_emf(
+    namespace: str, group: str, backend: str, rows: Sequence[PartitionLag], timestamp_ms: int
+) -> dict[str, Any]:
+    """The EMF document of one lag sample: total records behind, oldest age in seconds."""
+    return build_emf(
+        namespace,
+        {"ConsumerGroup": group, "Backend": backend},
+        {
+            LAG_RECORDS_METRIC: (float(sum(r.lag_records for r in rows)), "Count"),
+            LAG_SECONDS_METRIC: (max((r.lag_seconds for r in rows), default=0.0), "Seconds"),
+        },
+        timestamp_ms=timestamp_ms,
+        properties={"Partitions": len(rows)},
+    )
+
+
 class ConsumerMetrics:
     """Prometheus metrics of one consumer process; also a ``BatchObserver``.
 
@@ -136,6 +157,11 @@ class ConsumerMetrics:
             labels = (self.group, self.backend, row.stream, row.partition)
             self.lag_records.labels(*labels).set(row.lag_records)
             self.lag_seconds.labels(*labels).set(row.lag_seconds)
+        if self.emf_namespace and rows:
+            doc = lag_emf(
+                self.emf_namespace, self.group, self.backend, rows, int(time.time() * 1000)
+            )
+            emf_logger.info(json.dumps(doc, separators=(",", ":")))
 
     def serve(self, port: int) -> None:
         """Expose ``/metrics`` on ``port`` (a daemon thread)."""

@@ -10,12 +10,15 @@ objects are frozen; secrets are ``SecretStr`` and never printed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sluice.errors import RetryableError
 
 DEFAULT_STACK_ENV = Path(".sluice") / "stack.env"
 
@@ -140,6 +143,16 @@ class KafkaSettings(SluiceSettings):
     kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     kafka_client_id: str = Field(default="sluice", description="librdkafka client.id.")
+    kafka_oauth_provider: Literal["msk-iam", "none"] = Field(
+        default="msk-iam",
+        description=(
+            "Token source when SLUICE_KAFKA_SASL_MECHANISM=OAUTHBEARER: msk-iam signs a token "
+            "with the process's AWS credentials (MSK IAM auth); none leaves it to librdkafka."
+        ),
+    )
+    kafka_msk_region: str = Field(
+        default="us-east-1", description="AWS region of the MSK cluster (for IAM auth tokens)."
+    )
 
     SECRET_KEYS: ClassVar[frozenset[str]] = frozenset({"sasl.password"})
 
@@ -156,7 +169,44 @@ class KafkaSettings(SluiceSettings):
             conf["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password:
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_mechanism == "OAUTHBEARER" and self.kafka_oauth_provider == "msk-iam":
+            conf["oauth_cb"] = msk_iam_oauth_callback(self.kafka_msk_region)
         return conf
+
+
+TokenProvider = Callable[[str], tuple[str, int]]
+
+
+def msk_iam_oauth_callback(
+    region: str, token_provider: TokenProvider | None = None
+) -> Callable[[Any], tuple[str, float]]:
+    """A librdkafka ``oauth_cb`` that signs MSK IAM auth tokens for ``region``.
+
+    The token is signed with the process's AWS credentials (the Lambda or task role) by
+    ``aws-msk-iam-sasl-signer-python``; librdkafka calls the callback again before the
+    token expires. ``token_provider(region) -> (token, expiry_ms)`` can be passed in.
+    """
+
+    def provide(region: str) -> tuple[str, int]:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+        token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        return str(token), int(expiry_ms)
+
+    chosen = token_provider or provide
+
+    def oauth_cb(_config: Any) -> tuple[str, float]:
+        try:
+            token, expiry_ms = chosen(region)
+        except Exception as exc:  # botocore raises many kinds; librdkafka needs one
+            raise RetryableError(
+                f"could not sign an MSK IAM auth token for {region}: {type(exc).__name__}",
+                code="msk_iam_token",
+            ) from exc
+        # librdkafka wants the absolute expiry in seconds since the epoch.
+        return token, expiry_ms / 1000.0
+
+    return oauth_cb
 
 
 class ZoneSettings(SluiceSettings):

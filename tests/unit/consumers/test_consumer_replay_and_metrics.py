@@ -101,7 +101,7 @@ def test_prometheus_metrics_count_batches() -> None:
 def test_alert_rules_use_metrics_the_consumer_exports() -> None:
     import re
 
-    yaml = pytest.importorskip("yaml")
+    import yaml
 
     rules_file = Path(__file__).resolve().parents[3] / "consumers" / "alerts" / "consumers.yml"
     rules = yaml.safe_load(rules_file.read_text())["groups"][0]["rules"]
@@ -116,3 +116,36 @@ def test_alert_rules_use_metrics_the_consumer_exports() -> None:
         names = set(re.findall(r"sluice_consumer_[a-z_]+", rule["expr"]))
         assert names, rule["alert"]
         assert names <= exported, (rule["alert"], names - exported)
+
+
+def test_lag_samples_are_emitted_as_emf_with_the_names_the_alarms_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+    import logging
+    import re
+
+    from consumers.metrics import LAG_RECORDS_METRIC, LAG_SECONDS_METRIC, lag_emf
+    from consumers.models import PartitionLag
+
+    rows = [
+        PartitionLag("kafka", "g", "t", "0", 1, 5, 4, 2.5, None, None),
+        PartitionLag("kafka", "g", "t", "1", 1, 3, 2, 7.0, None, None),
+    ]
+    doc = lag_emf("Sluice/Consumers", "g", "kafka", rows, 11)
+    assert doc[LAG_RECORDS_METRIC] == 6.0
+    assert doc[LAG_SECONDS_METRIC] == 7.0
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Sluice/Consumers"
+
+    m = ConsumerMetrics("g", "kafka", emf_namespace="Sluice/Consumers")
+    with caplog.at_level(logging.INFO, logger="sluice.emf"):
+        m.record_lag(rows)
+    emitted = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sluice.emf"]
+    assert [d[LAG_RECORDS_METRIC] for d in emitted] == [6.0]
+
+    variables = Path(__file__).resolve().parents[3] / (
+        "deploy/terraform/environments/example/variables.tf"
+    )
+    text = variables.read_text()
+    assert re.search(rf'consumer_lag_records\s*=\s*"{LAG_RECORDS_METRIC}"', text)
+    assert re.search(rf'consumer_lag_seconds\s*=\s*"{LAG_SECONDS_METRIC}"', text)

@@ -61,3 +61,52 @@ def test_readme_settings_table_is_current() -> None:
     assert block.strip() == settings_doc.markdown().strip(), (
         "README settings table is stale: python -m sluice.settings_doc --write README.md"
     )
+
+
+def test_msk_iam_auth_attaches_a_signing_oauth_callback() -> None:
+    from sluice.config import msk_iam_oauth_callback
+
+    settings = KafkaSettings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="OAUTHBEARER",
+        kafka_msk_region="eu-west-1",
+    )
+    assert callable(settings.client_config()["oauth_cb"])
+    calls: list[str] = []
+
+    def provider(region: str) -> tuple[str, int]:
+        calls.append(region)
+        return "signed-token", 1_700_000_900_000
+
+    cb = msk_iam_oauth_callback("eu-west-1", provider)
+    assert cb("ignored") == ("signed-token", 1_700_000_900.0)
+    assert calls == ["eu-west-1"]
+    # Plain SASL and PLAINTEXT get no callback.
+    assert "oauth_cb" not in KafkaSettings().client_config()
+    off = KafkaSettings(kafka_sasl_mechanism="OAUTHBEARER", kafka_oauth_provider="none")
+    assert "oauth_cb" not in off.client_config()
+
+
+def test_msk_iam_signing_failure_is_a_retryable_sluice_error() -> None:
+    from sluice.config import msk_iam_oauth_callback
+    from sluice.errors import RetryableError
+
+    def provider(region: str) -> tuple[str, int]:
+        raise RuntimeError("no credentials")
+
+    with pytest.raises(RetryableError, match="eu-west-1") as info:
+        msk_iam_oauth_callback("eu-west-1", provider)(None)
+    assert info.value.code == "msk_iam_token"
+
+
+def test_msk_iam_signer_produces_a_token_with_the_role_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real signer, offline: static credentials sign a token locally."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    from sluice.config import msk_iam_oauth_callback
+
+    token, expiry = msk_iam_oauth_callback("us-east-1")(None)
+    assert token
+    assert expiry > 1_600_000_000

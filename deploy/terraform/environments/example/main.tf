@@ -43,6 +43,8 @@ locals {
       SLUICE_KAFKA_BOOTSTRAP_SERVERS  = module.streaming.kafka_bootstrap_brokers
       SLUICE_KAFKA_SECURITY_PROTOCOL  = "SASL_SSL"
       SLUICE_KAFKA_SASL_MECHANISM     = "OAUTHBEARER"
+      SLUICE_KAFKA_OAUTH_PROVIDER     = "msk-iam"
+      SLUICE_KAFKA_MSK_REGION         = var.region
       SLUICE_KAFKA_ENABLE_IDEMPOTENCE = "true"
     } : key => value if local.is_kafka
   }
