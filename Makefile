@@ -14,12 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
 	touch $(STAMP)
 
+# checkov scans deploy/terraform in the tests; it lives in its own virtualenv because
+# its pinned dependencies would downgrade boto3 beside the project's.
+CHECKOV := $(VENV)/checkov-env/bin/checkov
+$(CHECKOV): | $(STAMP)
+	$(PYTHON) -m venv $(VENV)/checkov-env
+	$(VENV)/checkov-env/bin/python -m pip install --quiet checkov==3.3.30
+	ln -sf ../checkov-env/bin/checkov $(BIN)/checkov
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sluice demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV)
 	$(BIN)/sluice schemas check --level FULL_TRANSITIVE
 	$(BIN)/pytest
 
