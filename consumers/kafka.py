@@ -390,7 +390,7 @@ class KafkaGroupAdmin:
 
         On Apache Kafka ``high`` is the end offset. (The local Tansu broker reports a
         wrong end offset after idempotent writes; the local stack writes without
-        idempotence, see ENVIRONMENT.md.)
+        idempotence, see docs/local-stack.md.)
         """
         from confluent_kafka import KafkaException, TopicPartition
 

@@ -28,7 +28,7 @@ class KafkaSource:
         group_id: the consumer group (fresh per test; stable in operation).
         kafka: connection settings.
         consumer: an already built consumer (tests); created lazily otherwise.
-        session_timeout_ms: group session timeout (short in tests; see ENVIRONMENT.md).
+        session_timeout_ms: group session timeout (short in tests; see docs/local-stack.md).
         max_poll_interval_ms: longest pause between polls before the group evicts us.
     """
 

@@ -1,6 +1,6 @@
 """The consumer framework against the local Kafka broker (Tansu), PostgreSQL and moto.
 
-Tansu deviations handled here (ENVIRONMENT.md): members are always closed, group ids
+Tansu deviations handled here (docs/local-stack.md): members are always closed, group ids
 are fresh, session and poll timeouts are short; records are written one per request
 where lag figures are checked (Tansu reports end offsets per record batch).
 """

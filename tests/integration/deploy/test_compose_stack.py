@@ -4,7 +4,7 @@ Marked ``docker``: skipped, with the reason, wherever no Docker engine answers (
 the project's own machines). Where one does, it brings up the compose file's Kafka
 (with the topics of kafka-init) and PostgreSQL, then checks what the no-Docker stack
 cannot: an idempotent producer against Apache Kafka, whose end offsets must be exact
-(the Tansu deviation in ENVIRONMENT.md), and the warehouse tables on PostgreSQL.
+(the Tansu deviation in docs/local-stack.md), and the warehouse tables on PostgreSQL.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ DOWN_TIMEOUT = 2.0
 
 
 def kafka_publisher(bootstrap: str, timeout: float = 5.0) -> KafkaPublisher:
-    # The local stack runs Tansu without idempotence (ENVIRONMENT.md deviation 1).
+    # The local stack runs Tansu without idempotence (docs/local-stack.md).
     settings = PublisherSettings(kafka_enable_idempotence=False, publish_delivery_timeout_s=timeout)
     return KafkaPublisher(settings, KafkaSettings(kafka_bootstrap_servers=bootstrap))
 
