@@ -41,11 +41,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy sluice schemas ingest_api producers firehose_transforms consumers warehouse deploy
 
+# Benchmarks run against the local stack in .sluice/ (started if needed); the ingest
+# benchmark also needs wrk (apt-get install wrk).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/ingest.py
-	$(BIN)/python benchmarks/transform.py
-	$(BIN)/python benchmarks/load.py
-	$(BIN)/python benchmarks/consume.py
+	$(BIN)/sluice stack up
+	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/ingest.py
+	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/transform.py
+	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/load.py
+	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/consume.py
 
 stack-up: $(STAMP)
 	$(BIN)/sluice stack up
