@@ -75,7 +75,14 @@ def collect() -> list[SettingDoc]:
     """Every variable of every settings class, sorted by variable name."""
     _import_config_modules()
     docs: dict[str, SettingDoc] = {}
-    for cls in _subclasses(SluiceSettings):
+    # Sorted so a variable read by two classes is always attributed to the same one,
+    # whatever order the modules were imported in; classes outside the project's
+    # packages (a test's own subclass) are not documented.
+    classes = sorted(
+        (c for c in _subclasses(SluiceSettings) if c.__module__.split(".")[0] in PACKAGES),
+        key=lambda c: (c.__module__, c.__qualname__),
+    )
+    for cls in classes:
         if not issubclass(cls, SluiceSettings):
             continue
         prefix = str(cls.model_config.get("env_prefix", "SLUICE_"))
