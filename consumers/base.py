@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
+from types import FrameType, MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from consumers.exceptions import (
@@ -278,6 +278,22 @@ def decode_record(record: StreamRecord) -> DecodedRecord:
         raise DecodeError(f"{name}: {message}") from exc
     event_type, version, event = decoded
     return DecodedRecord(record, str(event_type), int(version), event)
+
+
+_NO_EVENT: Mapping[str, object] = MappingProxyType({})
+
+
+def passthrough_decoder(event_type: str, schema_version: int = 1) -> Decoder:
+    """A decoder that decodes nothing: every record with an empty event of one type.
+
+    For dry runs and benchmarks with a sink that never reads the event (``NoopSink``).
+    """
+    new = tuple.__new__  # skips the named tuple's Python-level __new__ (runs per record)
+
+    def passthrough(record: StreamRecord) -> DecodedRecord:
+        return new(DecodedRecord, (record, event_type, schema_version, _NO_EVENT))
+
+    return passthrough
 
 
 # --------------------------------------------------------------------------- processing

@@ -79,16 +79,26 @@ class Batch:
 
     @cached_property
     def _spans(self) -> dict[PartitionKey, tuple[int, int]]:
-        raw: dict[tuple[str, str], list[int]] = {}
-        for r in self.records:
-            span = raw.get((r.stream, r.partition))
-            if span is None:
-                raw[(r.stream, r.partition)] = [r.offset, r.offset]
-            elif r.offset < span[0]:
-                span[0] = r.offset
-            elif r.offset > span[1]:
-                span[1] = r.offset
-        return {PartitionKey(s, p): (a, b) for (s, p), (a, b) in raw.items()}
+        # One pass over runs of records of the same partition (a poll delivers them in
+        # runs); min/max keep the spans right whatever the order within a run.
+        raw: dict[tuple[str, str], tuple[int, int]] = {}
+        records = self.records
+        if not records:
+            return {}
+        stream, partition, lo = records[0][0], records[0][1], records[0][2]
+        hi = lo
+        for record in records:
+            offset = record[2]
+            if record[1] == partition and record[0] == stream:
+                if offset > hi:
+                    hi = offset
+                elif offset < lo:
+                    lo = offset
+                continue
+            _merge_span(raw, (stream, partition), lo, hi)
+            stream, partition, lo, hi = record[0], record[1], offset, offset
+        _merge_span(raw, (stream, partition), lo, hi)
+        return {PartitionKey(s, p): span for (s, p), span in raw.items()}
 
     def last_offsets(self) -> dict[PartitionKey, int]:
         """The checkpoint this batch moves every partition to (last processed offset)."""
@@ -100,6 +110,13 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.records)
+
+
+def _merge_span(
+    spans: dict[tuple[str, str], tuple[int, int]], key: tuple[str, str], lo: int, hi: int
+) -> None:
+    known = spans.get(key)
+    spans[key] = (lo, hi) if known is None else (min(lo, known[0]), max(hi, known[1]))
 
 
 @dataclass(frozen=True, slots=True)
