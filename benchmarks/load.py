@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from firehose_transforms.jsonio import dumps_line
 from sluice.config import AwsSettings, ZoneSettings
 from warehouse import sqlgen
 from warehouse.config import WarehouseSettings
@@ -46,14 +46,29 @@ FT = TargetTable.FINANCIAL_TRANSACTIONS
 
 
 def make_rows(n: int) -> list[dict[str, Any]]:
+    """Rows shaped as the transform writes them.
+
+    Every 20th merchant name is not ASCII and every 100th holds a quote (its JSON line
+    has an escape), so both of the loader's paths are in the mix; every 10th event has
+    no merchant (null columns).
+    """
+    types = ["PURCHASE", "REFUND", "TRANSFER", "WITHDRAWAL", "DEPOSIT", "FEE"]
+    channels = ["CARD", "ACH", "WIRE", "SEPA", "MOBILE", "BRANCH"]
+    statuses = ["PENDING", "SETTLED", "DECLINED", "REVERSED"]
     rows = []
     for i in range(n):
+        merchant = f"Merchant {i % 300}"
+        if i % 20 == 7:
+            merchant = f"Caf\u00e9 M\u00fcller {i % 300}"
+        elif i % 100 == 13:
+            merchant = f'Joe\'s "Diner" {i % 300}'
         rows.append(
             {
                 "event_id": str(uuid.uuid4()),
                 "event_type": "financial-transaction",
-                "schema_version": 1,
-                "occurred_at": f"2026-11-22T03:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000000:06d}Z",
+                "schema_version": 1 + i % 2,
+                "occurred_at": f"2026-11-{1 + i % 30:02d}T03:{i // 60 % 60:02d}:{i % 60:02d}"
+                f".{i % 1000000:06d}Z",
                 "ingested_at": "2026-11-22T04:00:00.000000Z",
                 "source": "mobile-app",
                 "tenant_id": f"tenant-{i % 17}",
@@ -62,13 +77,13 @@ def make_rows(n: int) -> list[dict[str, Any]]:
                 "account_id": f"acc-{i % 5000}",
                 "amount": f"{(i % 100000) / 100:.2f}",
                 "currency": "EUR",
-                "transaction_type": "card_payment",
-                "channel": "pos",
-                "status": "authorized",
+                "transaction_type": types[i % 6],
+                "channel": channels[i % 6],
+                "status": statuses[i % 4],
                 "card_number": "411111******1111",
-                "merchant_name": f"Merchant {i % 300}",
-                "merchant_mcc": "5411",
-                "merchant_country": "DE",
+                "merchant_name": None if i % 10 == 3 else merchant,
+                "merchant_mcc": None if i % 10 == 3 else "5411",
+                "merchant_country": None if i % 10 == 3 else "DE",
             }
         )
     return rows
@@ -88,7 +103,7 @@ def drop_schema(dsn: str, name: str) -> None:
 
 
 def backend_cpu(pid: int) -> float:
-    """CPU seconds of a local PostgreSQL backend (NaN when /proc cannot tell)."""
+    """CPU seconds of a local process (server backend, file worker); NaN if /proc can't tell."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -98,16 +113,18 @@ def backend_cpu(pid: int) -> float:
 
 
 class Run:
-    """One timed run: wall seconds, CPU seconds here and in the server backend."""
+    """One timed run: wall seconds; CPU seconds here, in file workers, in the server."""
 
-    def __init__(self) -> None:
-        self.wall = self.client_cpu = self.server_cpu = 0.0
+    def __init__(self, workers: list[int] | None = None) -> None:
+        self.wall = self.client_cpu = self.server_cpu = self.worker_cpu = 0.0
         self._pid = 0
-        self._t = self._c = self._s = 0.0
+        self._workers = workers or []
+        self._t = self._c = self._s = self._w = 0.0
 
     def start(self, pid: int) -> None:
         self._pid = pid
         self._s = backend_cpu(pid)
+        self._w = sum(backend_cpu(w) for w in self._workers)
         self._c = time.process_time()
         self._t = time.perf_counter()
 
@@ -115,7 +132,13 @@ class Run:
         self.wall = time.perf_counter() - self._t
         self.client_cpu = time.process_time() - self._c
         self.server_cpu = backend_cpu(self._pid) - self._s
+        self.worker_cpu = sum(backend_cpu(w) for w in self._workers) - self._w
         return self
+
+    def cpu(self) -> str:
+        """CPU seconds as here+workers+server (workers only where there are some)."""
+        workers = f"+{self.worker_cpu:.2f}" if self._workers else ""
+        return f"{self.client_cpu:.2f}{workers}+{self.server_cpu:.2f}s"
 
 
 def by_hand(dsn: str, schema: str, text: bytes) -> Run:
@@ -135,7 +158,7 @@ def by_hand(dsn: str, schema: str, text: bytes) -> Run:
 
 def through_loader(loader: Loader, dsn: str, schema: str, manifest: str) -> Run:
     wh = PostgresWarehouse(dsn, schema=schema)
-    run = Run()
+    run = Run(loader.worker_pids())
     run.start(wh.backend_pid())  # connect outside the timed part, as by_hand does
     loader.warehouse = wh
     outcome = loader.load_manifest(manifest)
@@ -166,7 +189,7 @@ def main() -> int:
     zone = S3Zone(aws=aws)
 
     rows = make_rows(args.rows)
-    lines = [json.dumps(r).encode() for r in rows]
+    lines = [dumps_line(r).rstrip(b"\n") for r in rows]  # the transform's serialiser
     per_file = (len(lines) + args.files - 1) // args.files
     entries = []
     for f in range(args.files):
@@ -212,8 +235,8 @@ def main() -> int:
         h, x = hand_runs[-1], loader_runs[-1]
         print(
             f"  round {rnd + 1} (load {load}): by hand {args.rows / h.wall:>8,.0f} rows/s "
-            f"(cpu {h.client_cpu:.2f}+{h.server_cpu:.2f}s)   loader {args.rows / x.wall:>8,.0f} "
-            f"rows/s (cpu {x.client_cpu:.2f}+{x.server_cpu:.2f}s)   ratio {h.wall / x.wall:.2f}"
+            f"(cpu {h.cpu()})   loader {args.rows / x.wall:>8,.0f} "
+            f"rows/s (cpu {x.cpu()})   ratio {h.wall / x.wall:.2f}"
         )
     loader.close()
     ratios = [h.wall / x.wall for h, x in zip(hand_runs, loader_runs, strict=True)]

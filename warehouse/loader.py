@@ -47,7 +47,7 @@ from warehouse.models import (
     StageResult,
     TargetTable,
 )
-from warehouse.rows import EncodedBatch, encode_lines, split_lines
+from warehouse.rows import EncodedBatch, encode_file
 from warehouse.zone import (
     MANIFEST_SUFFIX,
     Zone,
@@ -64,7 +64,6 @@ log = logging.getLogger(__name__)
 
 LOADER_MANIFEST_PREFIX = "loader-"
 PREFETCH_FILES = 2
-MERGE_EVERY_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +132,12 @@ class Loader:
         self._done: set[str] = set()
         self._pool: ProcessPoolExecutor | None = None
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running file workers (empty when files are read here)."""
+        if self._pool is None:
+            return []
+        return sorted(p.pid for p in self._pool._processes.values() if p.pid is not None)
+
     def close(self) -> None:
         """Stop the worker processes (if any) and close the warehouse."""
         if self._pool is not None:
@@ -153,8 +158,15 @@ class Loader:
             if self._pool is None:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(["warehouse.loader"])
-                self._pool = ProcessPoolExecutor(max_workers=self.options.workers, mp_context=ctx)
-            work = partial(read_and_encode, self.zone, table)
+                # the zone goes to each worker once: a worker keeps its S3 client and
+                # connections for every file it reads
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.options.workers,
+                    mp_context=ctx,
+                    initializer=_init_worker,
+                    initargs=(self.zone,),
+                )
+            work = partial(_read_and_encode_in_worker, table)
             yield from zip(todo, self._pool.map(work, todo), strict=True)
             return
         # One thread reads and encodes the next files while this one COPYs and MERGEs
@@ -307,10 +319,8 @@ class Loader:
             todo = [e for e in job.manifest.entries if e.url not in already]
             with self.warehouse.batch() as b:
                 b.load_id = job.load_id
-                audits, total, merges = self._stage(b, job, todo, attempt)
-                if todo:
-                    merges.extend(b.merge([job.table]))
-                merge = merge_total(merges)
+                audits, total = self._stage(b, job, todo, attempt)
+                merge = merge_total(b.merge([job.table])) if todo else None
                 b.record(audits)
                 b.complete_load(job.load_id, merge, total)
         except SluiceError as exc:
@@ -347,19 +357,17 @@ class Loader:
 
     def _stage(
         self, b: WarehouseBatch, job: LoadJob, todo: list[ManifestEntry], attempt: int
-    ) -> tuple[list[FileAudit], StageResult, list[MergeResult]]:
-        """Stage the files; MERGE every ``MERGE_EVERY_ROWS`` rows on the way.
+    ) -> tuple[list[FileAudit], StageResult]:
+        """Stage the files (the caller MERGEs once, after the last).
 
-        Merging in steps inside the one transaction gives the same end state as one
-        MERGE at the end (newest ``occurred_at`` wins either way) and lets the server
-        merge while the next files are being read and validated.
+        One MERGE over the whole staged manifest costs the server less than merging in
+        steps: every step would rescan the staging rows the earlier steps deleted.
         """
         audits: list[FileAudit] = []
-        merges: list[MergeResult] = []
-        read = staged = unmerged = 0
+        read = staged = 0
         rejected: list[RejectedRow] = []
         if not todo:
-            return audits, StageResult(job.manifest_url, 0, 0), merges
+            return audits, StageResult(job.manifest_url, 0, 0)
         if self.warehouse.copies_from_s3:
             url = job.manifest_url
             if len(todo) != len(job.manifest.entries):
@@ -385,7 +393,7 @@ class Loader:
                         n_rej,
                     )
                 )
-            return audits, result, merges
+            return audits, result
         for e, encoded in self._encoded_files(job.table, todo):
             if encoded is None:
                 log.warning("optional file %s of %s is missing; skipped", e.url, job.manifest_url)
@@ -393,10 +401,6 @@ class Loader:
             result = b.stage_encoded(job.table, encoded)
             read += result.rows_read
             staged += result.rows_staged
-            unmerged += result.rows_staged
-            if unmerged >= MERGE_EVERY_ROWS:
-                merges.extend(b.merge([job.table]))
-                unmerged = 0
             rejected.extend(result.rejected)
             audits.append(
                 FileAudit(
@@ -411,7 +415,7 @@ class Loader:
                     result.rows_rejected,
                 )
             )
-        return audits, StageResult(job.manifest_url, read, staged, tuple(rejected)), merges
+        return audits, StageResult(job.manifest_url, read, staged, tuple(rejected))
 
     def _record_failure(
         self, job: LoadJob, attempt: int, exc: SluiceError, *, retry: bool, files: list[str]
@@ -429,6 +433,19 @@ class Loader:
             return LoadState.RETRY if retry else LoadState.FAILED
 
 
+_worker_zone: Zone | None = None
+
+
+def _init_worker(zone: Zone) -> None:
+    global _worker_zone
+    _worker_zone = zone
+
+
+def _read_and_encode_in_worker(table: TargetTable, entry: ManifestEntry) -> EncodedBatch | None:
+    assert _worker_zone is not None, "worker started without its zone"
+    return read_and_encode(_worker_zone, table, entry)
+
+
 def read_and_encode(zone: Zone, table: TargetTable, entry: ManifestEntry) -> EncodedBatch | None:
     """Fetch one zone file, decompress it, validate and encode its lines.
 
@@ -441,7 +458,7 @@ def read_and_encode(zone: Zone, table: TargetTable, entry: ManifestEntry) -> Enc
         if entry.mandatory:
             raise
         return None
-    return encode_lines(table, split_lines(data), source=entry.url)
+    return encode_file(table, data, source=entry.url)
 
 
 def merge_total(results: list[MergeResult]) -> MergeResult | None:

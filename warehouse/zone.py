@@ -158,7 +158,8 @@ class Zone(Protocol):
 class MemoryZone:
     """Objects in a dict (for unit tests)."""
 
-    parallel_safe = True
+    # its objects live in this process: a worker process would hold a stale copy
+    parallel_safe = False
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sluice.config import ZoneSettings
 from tests.unit.warehouse.contract import ft_row, ic_row
-from tests.unit.warehouse.zonefixtures import ndjson_gz, put_batch
+from tests.unit.warehouse.zonefixtures import DirectoryZone, ndjson_gz, put_batch
 from warehouse.exceptions import WarehouseDataError, WarehouseUnavailableError
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.memory import MemoryWarehouse
@@ -33,7 +35,7 @@ def zone() -> MemoryZone:
     return MemoryZone()
 
 
-def make_loader(wh: MemoryWarehouse, zone: MemoryZone, **opts: object) -> Loader:
+def make_loader(wh: MemoryWarehouse, zone: Any, **opts: object) -> Loader:
     options = LoaderOptions(**{"retry_delays": (0.0, 0.0), **opts})  # type: ignore[arg-type]
     return Loader(
         wh,
@@ -230,41 +232,71 @@ def test_orphan_files_get_a_loader_manifest(wh: MemoryWarehouse, zone: MemoryZon
     )
 
 
-def test_worker_processes_give_the_same_result(wh: MemoryWarehouse, zone: MemoryZone) -> None:
+@pytest.fixture
+def dir_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DirectoryZone:
+    # worker processes unpickle the zone, so they must be able to import its module
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[3]))
+    return DirectoryZone(tmp_path)
+
+
+def test_worker_processes_give_the_same_result(
+    wh: MemoryWarehouse, dir_zone: DirectoryZone
+) -> None:
     rows = [ft_row() for _ in range(30)]
     url = put_batch(
-        zone,
+        dir_zone,
         BUCKET,
         "financial-transaction",
         "par",
         [rows[:10], [*rows[10:20], b"{broken"], rows[20:]],
     )
-    loader = make_loader(wh, zone, workers=2)
+    loader = make_loader(wh, dir_zone, workers=2)
     try:
         outcome = loader.load_manifest(url)
+        # the same worker processes serve the next manifest and see its new files
+        later = put_batch(
+            dir_zone, BUCKET, "financial-transaction", "later", [[ft_row()], [ft_row()]]
+        )
+        second = loader.load_manifest(later)
     finally:
         loader.close()
     assert outcome is not None and outcome.state is LoadState.COMPLETED
     assert (outcome.files_loaded, outcome.rows_staged, outcome.rows_rejected) == (3, 30, 1)
     assert outcome.rejected[0].line_no == 11 and outcome.rejected[0].source.endswith("par-1.gz")
-    assert wh.count("financial_transactions") == 30
+    assert second is not None and (second.files_loaded, second.rows_staged) == (2, 2)
+    assert wh.count("financial_transactions") == 32
     assert [a.file_url.rsplit("/", 1)[1] for a in wh.state.audit] == [
         "par-0.gz",
         "par-1.gz",
         "par-2.gz",
+        "later-0.gz",
+        "later-1.gz",
     ]
 
 
-def test_worker_failure_rolls_back(wh: MemoryWarehouse, zone: MemoryZone) -> None:
-    url = put_batch(zone, BUCKET, "financial-transaction", "gone", [[ft_row()], [ft_row()]])
-    del zone.objects[parse_manifest(zone.read(url)).file_urls[1]]
-    loader = make_loader(wh, zone, workers=2)
+def test_worker_failure_rolls_back(wh: MemoryWarehouse, dir_zone: DirectoryZone) -> None:
+    url = put_batch(dir_zone, BUCKET, "financial-transaction", "gone", [[ft_row()], [ft_row()]])
+    dir_zone._path(parse_manifest(dir_zone.read(url)).file_urls[1]).unlink()
+    loader = make_loader(wh, dir_zone, workers=2)
     try:
         outcome = loader.load_manifest(url)
     finally:
         loader.close()
     assert outcome is not None and outcome.state is LoadState.FAILED
     assert wh.count("financial_transactions") == 0
+
+
+def test_a_memory_zone_is_read_in_this_process(wh: MemoryWarehouse, zone: MemoryZone) -> None:
+    """Its objects live here: a worker process would read a stale copy."""
+    loader = make_loader(wh, zone, workers=2)
+    try:
+        for name in ("one", "two"):
+            url = put_batch(zone, BUCKET, "financial-transaction", name, [[ft_row()], [ft_row()]])
+            outcome = loader.load_manifest(url)
+            assert outcome is not None and outcome.rows_staged == 2
+        assert loader._pool is None
+    finally:
+        loader.close()
 
 
 def test_follow_runs_passes_until_stopped(wh: MemoryWarehouse, zone: MemoryZone) -> None:

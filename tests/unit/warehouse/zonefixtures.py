@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from warehouse.exceptions import ManifestError
 from warehouse.models import ManifestEntry
-from warehouse.zone import build_manifest
+from warehouse.zone import ZoneObject, build_manifest, s3_url, split_url
 
 
 def ndjson_gz(rows: Sequence[dict[str, Any] | bytes]) -> bytes:
@@ -34,3 +36,42 @@ def put_batch(
     manifest_url = f"s3://{bucket}/manifests/{event_type}/{name}.manifest"
     zone.write(manifest_url, build_manifest(entries))
     return manifest_url
+
+
+class DirectoryZone:
+    """A zone kept in a folder: like S3, every process that holds a copy sees the
+    same objects, so the loader may hand it to worker processes once."""
+
+    parallel_safe = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, url: str) -> Path:
+        bucket, key = split_url(url)
+        return self.root / bucket / key
+
+    def list(self, bucket: str, prefix: str) -> list[ZoneObject]:
+        """Objects under ``prefix``, in key order."""
+        base = self.root / bucket
+        found = sorted(
+            (p.relative_to(base).as_posix(), p.stat().st_size)
+            for p in base.rglob("*")
+            if p.is_file()
+        )
+        return [
+            ZoneObject(s3_url(bucket, key), size) for key, size in found if key.startswith(prefix)
+        ]
+
+    def read(self, url: str) -> bytes:
+        """The object's bytes."""
+        try:
+            return self._path(url).read_bytes()
+        except FileNotFoundError:
+            raise ManifestError(f"{url} does not exist", code="NoSuchKey") from None
+
+    def write(self, url: str, data: bytes) -> None:
+        """Put the object."""
+        path = self._path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
