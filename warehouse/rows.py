@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from json.scanner import make_scanner
 from typing import Annotated, Any
 
@@ -299,15 +300,10 @@ def _copy_unescape(field: str) -> str:
     return "".join(out)
 
 
-_ENCODERS: dict[TargetTable, RowEncoder] = {}
-
-
+@cache
 def encoder_for(table: TargetTable) -> RowEncoder:
     """The (cached) encoder of ``table``."""
-    enc = _ENCODERS.get(table)
-    if enc is None:
-        enc = _ENCODERS[table] = RowEncoder(spec_for(table))
-    return enc
+    return RowEncoder(spec_for(table))
 
 
 @dataclass(slots=True)
@@ -596,15 +592,10 @@ _FAST_TYPES: dict[ColumnKind, Callable[[Column], Any]] = {
 }
 
 
-_FAST_ENCODERS: dict[TargetTable, FastRowEncoder] = {}
-
-
+@cache
 def fast_encoder_for(table: TargetTable) -> FastRowEncoder:
     """The (cached) fast-path encoder of ``table``."""
-    enc = _FAST_ENCODERS.get(table)
-    if enc is None:
-        enc = _FAST_ENCODERS[table] = FastRowEncoder(spec_for(table))
-    return enc
+    return FastRowEncoder(spec_for(table))
 
 
 def encode_rows(
