@@ -42,8 +42,9 @@ def register(sub: Any) -> None:
         description=(
             "Plays Amazon Data Firehose's part locally: buffers records by size and "
             "interval, invokes the transform Lambda handler with a Firehose-shaped event, "
-            "writes clean/, errors/processing-failed/ and manifests/ to S3, and "
-            "checkpoints the source only after the writes."
+            "writes clean/, errors/processing-failed/ and manifests/ to S3 (and, with "
+            "--raw-backup, every source record under raw/), and checkpoints the source "
+            "only after the writes."
         ),
     )
     run.add_argument(
@@ -76,20 +77,27 @@ def register(sub: Any) -> None:
     )
     run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
     run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics")
+    run.add_argument(
+        "--raw-backup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "also back up every source record, untransformed, under the raw prefix "
+            "(default: SLUICE_FIREHOSE_RAW_BACKUP, off)"
+        ),
+    )
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(handler=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from firehose_transforms.delivery import DeliveryRunner, run_delivery
+def build_options(args: argparse.Namespace, settings: DeliverySettings) -> DeliveryOptions:
+    """The delivery options of ``sluice firehose run``: the command line first, then
+    ``settings`` (``SLUICE_FIREHOSE_*``) for what it leaves out."""
     from sluice.config import StreamSettings
 
-    settings = DeliverySettings()
     source = args.source or StreamSettings().stream_backend.value
-    options = DeliveryOptions(
+    return DeliveryOptions(
         source=SourceKind(source),
         event_type=EventType(args.event_type),
         buffer_mib=args.buffer_mib if args.buffer_mib is not None else settings.firehose_buffer_mib,
@@ -105,7 +113,19 @@ def _run(args: argparse.Namespace) -> int:
         idle_seconds=args.idle_seconds,
         max_seconds=args.max_seconds,
         quiet=args.quiet,
+        raw_backup=(
+            args.raw_backup if args.raw_backup is not None else settings.firehose_raw_backup
+        ),
     )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from firehose_transforms.delivery import DeliveryRunner, run_delivery
+
+    settings = DeliverySettings()
+    options = build_options(args, settings)
     console = Console(stderr=True)
 
     def progress(line: str) -> None:
@@ -118,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
             console.print(
                 f"delivering {options.event_type.value} from {runner.source.kind} "
                 f"{runner.source.name} to s3://{runner.zone.s3_bucket} "
-                f"(buffer {options.buffer_mib} MiB / {options.buffer_seconds} s)",
+                f"(buffer {options.buffer_mib} MiB / {options.buffer_seconds} s"
+                f"{', raw backup on' if runner.raw_backup else ''})",
                 highlight=False,
             )
 
@@ -131,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
             f"done: {summary.batches} batches, {summary.records} records -> ok {summary.ok} "
             f"({summary.rows} rows), dropped {summary.dropped}, failed {summary.failed}; "
             f"{len(summary.objects)} clean objects, {len(summary.error_objects)} error objects, "
+            f"{len(summary.raw_objects)} raw objects, "
             f"{len(summary.manifests)} manifests in {summary.seconds:.1f} s",
             highlight=False,
         )

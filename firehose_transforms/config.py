@@ -80,6 +80,9 @@ class DeliverySettings(SluiceSettings):
         firehose_kafka_session_timeout_ms: consumer group session timeout.
         firehose_kafka_max_poll_interval_ms: longest pause between two polls (a batch's
             transform and S3 writes happen in that pause).
+        firehose_raw_backup: also back up every source record, untransformed, under
+            ``SLUICE_S3_RAW_PREFIX`` (Firehose's source record backup,
+            ``S3BackupMode=Enabled``); off by default, as in Firehose.
     """
 
     firehose_buffer_mib: int = Field(
@@ -120,4 +123,8 @@ class DeliverySettings(SluiceSettings):
         default=300_000,
         ge=1_000,
         description="Longest pause between polls, batch work included (ms).",
+    )
+    firehose_raw_backup: bool = Field(
+        default=False,
+        description="Back up every source record, untransformed, under the raw prefix.",
     )

@@ -10,16 +10,18 @@ One delivery batch, in numbered steps (the order is the guarantee):
 
 1. buffer source records until the size hint or the interval hint is reached (the
    interval counts from the first buffered record, so an idle stream still flushes);
-2. invoke the transform in chunks of at most ``lambda_buffer_mib`` of record data;
+2. with the source record backup on (``raw_backup``), write every source record of
+   the batch, untransformed, under ``raw/`` (one object per source partition);
+3. invoke the transform in chunks of at most ``lambda_buffer_mib`` of record data;
    a failed invocation (raised, or answered outside the contract) is retried
    ``invoke_retries`` times, then every record of it is an error record
    (``Lambda.FunctionError`` ...);
-3. write the ``Ok`` output gzip-compressed under ``clean/`` (one object per source
+4. write the ``Ok`` output gzip-compressed under ``clean/`` (one object per source
    partition and partition keys), then the error records under
    ``errors/processing-failed/``, then one manifest per event type;
-4. only then checkpoint the source (Kafka group commit / Kinesis checkpoint row).
+5. only then checkpoint the source (Kafka group commit / Kinesis checkpoint row).
 
-A crash anywhere before step 4 replays the batch on restart: duplicates, never loss.
+A crash anywhere before step 5 replays the batch on restart: duplicates, never loss.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -49,15 +51,18 @@ from firehose_transforms.models import (
 from firehose_transforms.zone import (
     MANIFEST_CONTENT_TYPE,
     NDJSON_CONTENT_TYPE,
+    RAW_CONTENT_TYPE,
     GroupName,
     ManifestEntry,
     clean_key,
     error_key,
     error_record,
+    frame_raw,
     gzip_bytes,
     manifest_body,
     manifest_key,
     ndjson,
+    raw_key,
     s3_url,
 )
 from sluice.config import ZoneSettings
@@ -367,9 +372,62 @@ class PlannedObject:
     key: str
     body: bytes
     content_type: str
-    kind: str  # clean | error | manifest
+    kind: str  # raw | clean | error | manifest
     rows: int = 0
     event_type: str | None = None
+
+
+def partition_names(
+    records: Iterable[SourceRecord], *, kind: str, source: str
+) -> dict[str, GroupName]:
+    """The object name of each source partition of a batch: its first and last position
+    over every record of the batch (whatever became of them), and the arrival time of
+    the first. The raw, clean and error objects of one partition share it (pure)."""
+    by_partition: dict[str, list[SourceRecord]] = {}
+    for record in records:
+        by_partition.setdefault(record.partition, []).append(record)
+    names: dict[str, GroupName] = {}
+    for partition, items in by_partition.items():
+        ordered = sorted(items, key=lambda r: _position_key(r.position))
+        names[partition] = GroupName(
+            kind=kind,
+            source=source,
+            partition=partition,
+            first=ordered[0].position,
+            last=ordered[-1].position,
+            first_arrival_ms=ordered[0].arrival_ms,
+        )
+    return names
+
+
+def plan_raw_backup(
+    records: Sequence[SourceRecord], *, kind: str, source: str, zone: ZoneSettings
+) -> list[PlannedObject]:
+    """The source record backup of one batch (pure): one object per source partition,
+    ``raw/YYYY/MM/DD/HH/<stem>.gz``, holding every record of that partition in source
+    order (Ok, Dropped and ProcessingFailed alike), framed by
+    :func:`~firehose_transforms.zone.frame_raw` and gzip-compressed. ``rows`` is the
+    number of records."""
+    names = partition_names(records, kind=kind, source=source)
+    by_partition: dict[str, list[SourceRecord]] = {}
+    for record in records:
+        by_partition.setdefault(record.partition, []).append(record)
+    planned: list[PlannedObject] = []
+    for partition in sorted(by_partition):
+        items = sorted(
+            by_partition[partition],
+            key=lambda r: (_position_key(r.position), r.subsequence or 0),
+        )
+        planned.append(
+            PlannedObject(
+                key=raw_key(zone, names[partition]),
+                body=gzip_bytes(frame_raw(r.value for r in items)),
+                content_type=RAW_CONTENT_TYPE,
+                kind="raw",
+                rows=len(items),
+            )
+        )
+    return planned
 
 
 def plan_batch(
@@ -386,17 +444,7 @@ def plan_batch(
     by_partition: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
         by_partition.setdefault(outcome.record.partition, []).append(outcome)
-    names: dict[str, GroupName] = {}
-    for partition, items in by_partition.items():
-        ordered = sorted(items, key=lambda o: _position_key(o.record.position))
-        names[partition] = GroupName(
-            kind=kind,
-            source=source,
-            partition=partition,
-            first=ordered[0].record.position,
-            last=ordered[-1].record.position,
-            first_arrival_ms=ordered[0].record.arrival_ms,
-        )
+    names = partition_names((o.record for o in outcomes), kind=kind, source=source)
     cleans: list[PlannedObject] = []
     errors: list[PlannedObject] = []
     for partition in sorted(by_partition):
@@ -502,7 +550,8 @@ class DeliveryRunner:
         store: the S3 zone.
         invoker: the transform; the in-process ``lambda_handler`` by default.
         zone: bucket and prefixes.
-        settings: delivery defaults (retries, Lambda ARN, processor buffer).
+        settings: delivery defaults (retries, Lambda ARN, processor buffer, and the
+            source record backup when ``options.raw_backup`` is ``None``).
         metrics: Prometheus metrics; a private registry when omitted.
         clock / sleep: injectable time (tests).
         progress: called with a one-line message after every batch (console).
@@ -528,6 +577,11 @@ class DeliveryRunner:
         self.store = store
         self.zone = zone or ZoneSettings(s3_bucket=store.bucket)
         self.settings = settings or DeliverySettings()
+        self.raw_backup = (
+            options.raw_backup
+            if options.raw_backup is not None
+            else self.settings.firehose_raw_backup
+        )
         self.metrics = metrics or DeliveryMetrics()
         self._invoker = invoker or _default_invoker()
         self._clock = clock
@@ -623,12 +677,23 @@ class DeliveryRunner:
             self._progress(
                 f"batch {self.summary.batches}: {report.records} records -> ok {report.ok} "
                 f"({report.rows} rows), dropped {report.dropped}, failed {report.failed}; "
-                f"{len(report.objects)} clean, {len(report.error_objects)} error objects"
+                f"{len(report.objects)} clean, {len(report.error_objects)} error"
+                + (f", {len(report.raw_objects)} raw" if self.raw_backup else "")
+                + " objects"
             )
         return report
 
     def deliver(self, records: Sequence[SourceRecord]) -> BatchReport:
-        """Transform, write and checkpoint one batch; returns what it did."""
+        """Back up, transform, write and checkpoint one batch; returns what it did."""
+        # The source backup goes first: it holds the batch's records whatever the
+        # transform then does with them (even if it never answers).
+        backups = (
+            plan_raw_backup(records, kind=self.source.kind, source=self.source.name, zone=self.zone)
+            if self.raw_backup
+            else []
+        )
+        for obj in backups:
+            self._put(obj)
         outcomes: list[Outcome] = []
         attempts_total = 0
         limit = int(self.settings.firehose_lambda_buffer_mib * MIB)
@@ -664,6 +729,7 @@ class DeliveryRunner:
             error_objects=tuple(p.key for p in planned if p.kind == "error"),
             manifest=next((p.key for p in planned if p.kind == "manifest"), None),
             invocation_attempts=attempts_total,
+            raw_objects=tuple(p.key for p in backups),
         )
 
     def _invoke(self, chunk: Sequence[SourceRecord]) -> tuple[list[Outcome], int]:

@@ -135,6 +135,9 @@ class DeliveryOptions:
             the delivery counts it drained.
         max_seconds: stop after this long (``None``: until interrupted or drained).
         quiet: no console progress.
+        raw_backup: also write every source record, as it arrived, under the raw
+            prefix (Firehose's source record backup); ``None``: as
+            ``SLUICE_FIREHOSE_RAW_BACKUP`` says (off by default).
     """
 
     source: SourceKind
@@ -148,6 +151,7 @@ class DeliveryOptions:
     idle_seconds: float = 2.0
     max_seconds: float | None = None
     quiet: bool = False
+    raw_backup: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +167,7 @@ class BatchReport:
     error_objects: tuple[str, ...]
     manifest: str | None
     invocation_attempts: int
+    raw_objects: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -181,6 +186,7 @@ class DeliverySummary:
     objects: list[str] = field(default_factory=list)
     error_objects: list[str] = field(default_factory=list)
     manifests: list[str] = field(default_factory=list)
+    raw_objects: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def add(self, report: BatchReport) -> None:
@@ -195,6 +201,7 @@ class DeliverySummary:
         self.error_objects.extend(report.error_objects)
         if report.manifest:
             self.manifests.append(report.manifest)
+        self.raw_objects.extend(report.raw_objects)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready totals (for ``--json``)."""
@@ -211,5 +218,6 @@ class DeliverySummary:
             "objects": list(self.objects),
             "error_objects": list(self.error_objects),
             "manifests": list(self.manifests),
+            "raw_objects": list(self.raw_objects),
             "seconds": round(self.seconds, 3),
         }

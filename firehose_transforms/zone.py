@@ -6,6 +6,8 @@ last position, arrival times), so writing a batch again writes the same keys.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import hashlib
 import json
@@ -22,6 +24,8 @@ STREAM_VERSION = 1
 PROCESSING_FAILED = "processing-failed"
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 MANIFEST_CONTENT_TYPE = "application/json"
+RAW_CONTENT_TYPE = "text/plain; charset=us-ascii"
+"""Raw backup objects: one base64 line per source record (see :func:`frame_raw`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,42 @@ def error_key(zone: ZoneSettings, name: GroupName) -> str:
     """``errors/processing-failed/YYYY/MM/DD/HH/<stem>.gz`` (first record's arrival hour)."""
     hour = _moment(name.first_arrival_ms).strftime("%Y/%m/%d/%H")
     return f"{zone.s3_error_prefix}{PROCESSING_FAILED}/{hour}/{name.stem()}.gz"
+
+
+def raw_key(zone: ZoneSettings, name: GroupName) -> str:
+    """``raw/YYYY/MM/DD/HH/<stem>.gz``: Firehose's default time prefix (the first
+    record's arrival hour) under the raw prefix, and the same stem as the clean and error
+    objects of that partition in the batch."""
+    hour = _moment(name.first_arrival_ms).strftime("%Y/%m/%d/%H")
+    return f"{zone.s3_raw_prefix}{hour}/{name.stem()}.gz"
+
+
+def frame_raw(values: Iterable[bytes]) -> bytes:
+    """The raw backup body (before gzip): for every source record, in order, the
+    standard base64 (RFC 4648, padded) of its bytes and ``\\n``.
+
+    The base64 alphabet holds no ``\\n``, so a record's bytes, whatever they are
+    (binary Avro, JSON, an empty value, bytes that are no event), come back exactly
+    and the boundaries between records are kept. An empty record is an empty line.
+    """
+    return b"".join(base64.b64encode(value) + b"\n" for value in values)
+
+
+def unframe_raw(body: bytes) -> list[bytes]:
+    """The source records of a raw backup body (after gunzip): inverse of
+    :func:`frame_raw`.
+
+    Raises:
+        ValueError: the body does not end with ``\\n`` or a line is not padded base64.
+    """
+    if not body:
+        return []
+    if not body.endswith(b"\n"):
+        raise ValueError("raw backup body does not end with a newline")
+    try:
+        return [base64.b64decode(line, validate=True) for line in body[:-1].split(b"\n")]
+    except binascii.Error as exc:
+        raise ValueError(f"raw backup line is not base64: {exc}") from exc
 
 
 def batch_digest(ranges: Iterable[tuple[str, str, str]]) -> str:
@@ -140,8 +180,6 @@ def error_record(
     lambda_arn: str,
 ) -> dict[str, Any]:
     """One error record in Firehose's ``processing-failed`` format."""
-    import base64
-
     return {
         "attemptsMade": attempts,
         "arrivalTimestamp": arrival_ms,

@@ -136,6 +136,8 @@ def test_published_events_come_out_in_s3(
 
     assert summary.ok + summary.dropped + summary.failed == summary.records
     assert summary.dropped >= 1
+    # the source record backup is off by default
+    assert list_keys(s3, bucket, "raw/") == [] and summary.raw_objects == []
 
     # checkpointed: a second run from the same position delivers nothing new
     again = _deliver(kind, stream, bucket, settings=settings, group_id=group)

@@ -60,3 +60,23 @@ def test_metrics_are_served() -> None:
     metrics.serve(port)
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'sluice_firehose_records_total{event_type="insurance-claim",result="Ok"} 3.0' in body
+
+
+@pytest.mark.parametrize(
+    ("flag", "setting", "on"),
+    [
+        ([], False, False),
+        ([], True, True),
+        (["--raw-backup"], False, True),
+        (["--no-raw-backup"], True, False),
+    ],
+)
+def test_raw_backup_flag_overrides_the_setting(flag: list[str], setting: bool, on: bool) -> None:
+    from firehose_transforms.cli import build_options
+    from firehose_transforms.config import DeliverySettings
+
+    args = build_parser().parse_args(
+        ["firehose", "run", "--event-type", "insurance-claim", "--source", "kafka", *flag]
+    )
+    options = build_options(args, DeliverySettings(firehose_raw_backup=setting))
+    assert options.raw_backup is on

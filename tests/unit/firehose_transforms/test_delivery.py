@@ -20,7 +20,9 @@ from firehose_transforms.delivery import (
     chunk_for_invocation,
     firehose_event,
     last_positions,
+    partition_names,
     plan_batch,
+    plan_raw_backup,
     validate_options,
 )
 from firehose_transforms.exceptions import (
@@ -31,6 +33,7 @@ from firehose_transforms.exceptions import (
 )
 from firehose_transforms.memory import MemoryCheckpointStore, MemoryObjectStore, MemorySource
 from firehose_transforms.models import DeliveryOptions, SourceKind, SourceRecord
+from firehose_transforms.zone import RAW_CONTENT_TYPE, unframe_raw
 from sluice.config import EventType, ZoneSettings
 from tests.unit.firehose_transforms import builders as b
 from tests.unit.firehose_transforms.contract import (
@@ -344,7 +347,195 @@ def test_batch_with_nothing_ok_writes_no_manifest() -> None:
     ] == ["error"]
 
 
+def test_raw_backup_plan_holds_every_record_per_partition_in_source_order() -> None:
+    payloads = [b.as_avro(b.transaction()), b"garbage", b"", b.as_json(b.transaction())] * 2
+    records = _records(payloads, partitions=2, kind="kinesis")
+    planned = plan_raw_backup(list(reversed(records)), kind="kinesis", source="s", zone=ZONE)
+    assert [p.kind for p in planned] == ["raw", "raw"]
+    assert [p.content_type for p in planned] == [RAW_CONTENT_TYPE] * 2
+    assert planned[0].key == (
+        "raw/2025/11/22/03/s-1-2025-11-22-03-20-05-kinesis-shardId-000000000000-100-103.gz"
+    )
+    assert planned[1].key.endswith("-kinesis-shardId-000000000001-100-103.gz")
+    bodies = [unframe_raw(gzip.decompress(p.body)) for p in planned]
+    assert bodies == [payloads[0::2], payloads[1::2]]
+    assert [p.rows for p in planned] == [4, 4]
+
+
+def test_raw_backup_names_match_the_clean_and_error_names_of_the_batch() -> None:
+    payloads = [b.as_json(b.transaction()), b"garbage", b.as_json(b.transaction()), b"x"]
+    records = _records(payloads, partitions=2)
+    event = firehose_event(EventContext(kind="kafka", stream="t", delivery_stream="d"), records)
+    outcomes = check_response(records, _transformer_invoker()(event), "kafkaRecordValue")
+    batch = plan_batch(outcomes, kind="kafka", source="t", zone=ZONE, lambda_arn="a")
+    raw = plan_raw_backup(records, kind="kafka", source="t", zone=ZONE)
+    stems = {p.key.rsplit("/", 1)[1] for p in batch if p.kind in ("clean", "error")}
+    assert stems == {p.key.rsplit("/", 1)[1] for p in raw}
+    again = plan_raw_backup(records, kind="kafka", source="t", zone=ZONE)
+    assert [(p.key, p.body) for p in raw] == [(p.key, p.body) for p in again]
+
+
+def test_raw_backup_keeps_kpl_user_records_in_subsequence_order() -> None:
+    users = [
+        SourceRecord("shardId-000000000000", "4954", ARRIVAL, f"u{i}".encode(), subsequence=i)
+        for i in range(3)
+    ]
+    later = SourceRecord("shardId-000000000000", "4960", ARRIVAL + 5, b"later")
+    records = [later, users[2], users[0], users[1]]
+    (planned,) = plan_raw_backup(records, kind="kinesis", source="s", zone=ZONE)
+    assert unframe_raw(gzip.decompress(planned.body)) == [b"u0", b"u1", b"u2", b"later"]
+    assert planned.key.endswith("-shardId-000000000000-4954-4960.gz")
+    names = partition_names(records, kind="kinesis", source="s")
+    assert (names["shardId-000000000000"].first, names["shardId-000000000000"].last) == (
+        "4954",
+        "4960",
+    )
+
+
+def test_raw_backup_plan_of_an_empty_batch_is_empty() -> None:
+    assert plan_raw_backup([], kind="kafka", source="t", zone=ZONE) == []
+
+
 # --------------------------------------------------------------------------- the runner
+
+
+def _raw_records(store: MemoryObjectStore) -> list[bytes]:
+    out: list[bytes] = []
+    for key in store.list_keys("raw/"):
+        out.extend(unframe_raw(gzip.decompress(store.get(key))))
+    return out
+
+
+class TestRawBackup:
+    def test_every_source_record_is_backed_up_before_the_checkpoint(self) -> None:
+        events = [b.transaction() for _ in range(4)]
+        dup = b.as_avro(events[0])
+        payloads = [
+            *(b.as_avro(e) for e in events),
+            dup,  # Dropped (duplicate)
+            b.as_json(b.transaction(metadata={"test": "true"})),  # Dropped (test event)
+            b"garbage",  # ProcessingFailed
+            b.as_json(b.transaction(currency="XYZ")),  # ProcessingFailed
+        ]
+        source = MemorySource(_records(payloads, partitions=2), kind="kafka", name="topic")
+        store = MemoryObjectStore("zone")
+        raw_at_commit: list[list[bytes]] = []
+        commit = source.commit
+
+        def checking_commit(positions: Mapping[str, str]) -> None:
+            raw_at_commit.append(sorted(_raw_records(store)))
+            commit(positions)
+
+        source.commit = checking_commit  # type: ignore[method-assign]
+        summary = _runner(source, store, raw_backup=True).run()
+        assert (summary.ok, summary.dropped, summary.failed) == (4, 2, 2)
+        assert raw_at_commit == [sorted(payloads)]
+        assert sorted(_raw_records(store)) == sorted(payloads)
+        assert summary.raw_objects == store.list_keys("raw/")
+        assert len(summary.raw_objects) == 2
+        assert all(store.content_types[k] == RAW_CONTENT_TYPE for k in summary.raw_objects)
+        assert summary.as_dict()["raw_objects"] == summary.raw_objects
+
+    def test_the_backup_is_written_before_the_transform_runs(self) -> None:
+        store = MemoryObjectStore("zone")
+        seen: list[list[str]] = []
+
+        def broken(event: dict[str, Any]) -> dict[str, Any]:
+            seen.append(store.list_keys("raw/"))
+            raise TransformError("boom")
+
+        payloads = [b.as_avro(b.transaction()) for _ in range(3)]
+        source = MemorySource(_records(payloads, partitions=1), kind="kinesis", name="s")
+        summary = _runner(source, store, invoker=broken, retries=0, raw_backup=True).run()
+        assert seen == [summary.raw_objects]
+        assert _raw_records(store) == payloads
+        assert summary.failed == 3
+
+    def test_off_by_default_writes_nothing_under_raw(self) -> None:
+        payloads = [b.as_avro(b.transaction()), b"garbage"]
+        source = MemorySource(_records(payloads), kind="kafka", name="t")
+        store = MemoryObjectStore("zone")
+        summary = _runner(source, store).run()
+        assert summary.records == 2
+        assert store.list_keys("raw/") == [] and summary.raw_objects == []
+        assert store.list_keys("clean/") and store.list_keys("errors/")
+
+    @pytest.mark.parametrize(
+        ("option", "setting", "on"),
+        [(None, False, False), (None, True, True), (False, True, False), (True, False, True)],
+    )
+    def test_the_option_overrides_the_setting(
+        self, option: bool | None, setting: bool, on: bool
+    ) -> None:
+        source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
+        store = MemoryObjectStore("zone")
+        runner = DeliveryRunner(
+            DeliveryOptions(
+                SourceKind.KAFKA, EventType.FINANCIAL_TRANSACTION, once=True, raw_backup=option
+            ),
+            source=source,
+            store=store,
+            invoker=_transformer_invoker(),
+            zone=ZONE,
+            settings=DeliverySettings(firehose_raw_backup=setting),
+            sleep=lambda _s: None,
+        )
+        runner.run()
+        assert runner.raw_backup is on
+        assert bool(store.list_keys("raw/")) is on
+
+    def test_setting_is_read_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SLUICE_FIREHOSE_RAW_BACKUP", "true")
+        assert DeliverySettings().firehose_raw_backup is True
+        monkeypatch.delenv("SLUICE_FIREHOSE_RAW_BACKUP")
+        assert DeliverySettings().firehose_raw_backup is False
+
+    def test_the_raw_prefix_comes_from_the_zone(self) -> None:
+        source = MemorySource(_records([b"garbage"]), kind="kafka", name="t")
+        store = MemoryObjectStore("zone")
+        runner = DeliveryRunner(
+            DeliveryOptions(
+                SourceKind.KAFKA, EventType.FINANCIAL_TRANSACTION, once=True, raw_backup=True
+            ),
+            source=source,
+            store=store,
+            invoker=_transformer_invoker(),
+            zone=ZoneSettings(s3_bucket="zone", s3_raw_prefix="backup/"),
+            sleep=lambda _s: None,
+        )
+        runner.run()
+        (key,) = store.list_keys("backup/")
+        assert key.startswith("backup/2025/11/22/03/t-1-")
+        assert store.list_keys("raw/") == []
+
+    def test_crash_mid_batch_then_restart_rewrites_the_same_raw_keys(self) -> None:
+        class Crash(BaseException):
+            pass
+
+        class CrashingStore(MemoryObjectStore):
+            crash_at: str | None = "clean/"
+
+            def put(self, key: str, body: bytes, content_type: str) -> None:
+                if self.crash_at is not None and key.startswith(self.crash_at):
+                    raise Crash  # the process dies after the backup, before the output
+                super().put(key, body, content_type)
+
+        payloads = [b.as_avro(b.transaction()) for _ in range(8)] + [b"garbage"]
+        source = MemorySource(_records(payloads, partitions=3), kind="kafka", name="t")
+        store = CrashingStore("zone")
+        with pytest.raises(Crash):
+            _runner(source, store, raw_backup=True).run()
+        assert source.committed == {}
+        before = {k: store.get(k) for k in store.list_keys("raw/")}
+        assert len(before) == 3 and sorted(_raw_records(store)) == sorted(payloads)
+        source.crash()
+        store.crash_at = None
+        store.puts.clear()
+        summary = _runner(source, store, raw_backup=True).run()
+        assert sorted(summary.raw_objects) == sorted(before)  # the same keys, rewritten
+        assert {k: store.get(k) for k in store.list_keys("raw/")} == before
+        assert sorted(_raw_records(store)) == sorted(payloads)
+        assert source.committed
 
 
 class TestRunner:

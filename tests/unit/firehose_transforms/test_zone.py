@@ -5,6 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from firehose_transforms.zone import (
     GroupName,
     ManifestEntry,
@@ -13,12 +17,16 @@ from firehose_transforms.zone import (
     error_key,
     error_record,
     format_position,
+    frame_raw,
     gzip_bytes,
     kafka_partition_label,
     manifest_body,
     manifest_key,
+    raw_key,
+    unframe_raw,
 )
 from sluice.config import ZoneSettings
+from tests.unit.firehose_transforms import builders as b
 
 ZONE = ZoneSettings(s3_bucket="zone")
 ARRIVAL = 1_763_781_605_123  # 2025-11-22T03:20:05.123Z
@@ -149,3 +157,64 @@ def test_the_documented_example_key_is_what_the_code_writes() -> None:
     name = GroupName("kafka", "sluice-insurance-claim", "p0001", "120", "250", arrival)
     key = clean_key(ZoneSettings(), "insurance-claim", "2026-11-22", name)
     assert f"`{key}`" in doc
+
+
+# --------------------------------------------------------------------------- raw backup
+
+
+def test_raw_key_uses_the_arrival_hour_and_the_clean_stem() -> None:
+    key = raw_key(ZONE, _kafka_name())
+    assert key == (
+        "raw/2025/11/22/03/sluice-insurance-claim-1-2025-11-22-03-20-05-"
+        "kafka-p0001-00000000000000000120-00000000000000000250.gz"
+    )
+    clean = clean_key(ZONE, "insurance-claim", "2025-11-22", _kafka_name())
+    assert key.rsplit("/", 1)[1] == clean.rsplit("/", 1)[1]
+
+
+def test_raw_key_is_stable_and_names_the_range() -> None:
+    assert raw_key(ZONE, _kafka_name()) == raw_key(ZONE, _kafka_name())
+    assert raw_key(ZONE, _kafka_name()) != raw_key(ZONE, _kafka_name(first="121"))
+    seq = "49546986683135544286507457936321625675700192471156785154"
+    name = GroupName("kinesis", "s", "shardId-000000000001", seq, seq, ARRIVAL)
+    assert raw_key(ZONE, name) == (
+        f"raw/2025/11/22/03/s-1-2025-11-22-03-20-05-kinesis-shardId-000000000001-{seq}-{seq}.gz"
+    )
+
+
+def test_raw_prefix_comes_from_settings() -> None:
+    zone = ZoneSettings(s3_bucket="z", s3_raw_prefix="backup/source/")
+    assert raw_key(zone, _kafka_name()).startswith("backup/source/2025/11/22/03/")
+
+
+def test_raw_framing_is_one_base64_line_per_record() -> None:
+    assert frame_raw([b"\x00\x01", b"", b"a\nb"]) == b"AAE=\n\nYQpi\n"
+    assert frame_raw([]) == b""
+
+
+def test_raw_framing_keeps_binary_avro_and_odd_bytes_exactly() -> None:
+    values = [
+        b.as_avro(b.claim()),
+        b.as_json(b.transaction()),
+        b"",
+        b"\n",
+        b"\n\n\r\n",
+        b"not an event",
+        bytes(range(256)),
+        b.kpl_aggregate([b.as_avro(b.transaction())]),
+    ]
+    assert unframe_raw(frame_raw(values)) == values
+    assert unframe_raw(gzip.decompress(gzip_bytes(frame_raw(values)))) == values
+
+
+@given(st.lists(st.binary(max_size=300), max_size=40))
+def test_raw_framing_round_trips_any_bytes(values: list[bytes]) -> None:
+    body = frame_raw(values)
+    assert unframe_raw(body) == values
+    assert body.count(b"\n") == len(values)
+
+
+@pytest.mark.parametrize("body", [b"AAE=", b"AAE=\nnot base64!\n", b"AAE\n", b"\x00\n"])
+def test_unframe_refuses_a_malformed_body(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        unframe_raw(body)

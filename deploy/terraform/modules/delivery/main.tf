@@ -212,6 +212,13 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
   destination = "extended_s3"
   tags        = merge(var.tags, { EventType = each.key })
 
+  lifecycle {
+    precondition {
+      condition     = !(var.raw_backup_enabled && local.is_kafka)
+      error_message = "raw_backup_enabled needs a Kinesis source: Firehose backs up source records only for Direct PUT and Kinesis Data Streams sources, not MSK. Set raw_backup_enabled = false with the kafka backend (the topic's retention keeps the raw records)."
+    }
+  }
+
   dynamic "kinesis_source_configuration" {
     for_each = local.is_kafka ? [] : [1]
     content {
@@ -287,7 +294,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
       content {
         role_arn            = aws_iam_role.firehose.arn
         bucket_arn          = var.bucket_arn
-        prefix              = "${var.raw_prefix}event_type=${each.key}/dt=!{timestamp:yyyy-MM-dd}/"
+        prefix              = "${var.raw_prefix}!{timestamp:yyyy/MM/dd/HH}/"
         error_output_prefix = "${var.error_prefix}raw-backup-failed/!{timestamp:yyyy/MM/dd/HH}/"
         buffering_size      = var.buffering_size_mb
         buffering_interval  = var.buffering_interval_seconds
