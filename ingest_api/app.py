@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest_api import openapi
 from ingest_api.auth import KeyStore, Principal, presented_key
-from ingest_api.base import ReadinessProbe, batch_verdict
+from ingest_api.base import AcceptedLog, ReadinessProbe, batch_verdict
 from ingest_api.body import (
     check_content_length,
     check_content_type,
@@ -186,6 +186,8 @@ class ApiContext:
         await self.service.publishers.close(self.settings.api_publish_timeout_s)
         if self._probe is not None:
             await self._probe.close()
+        if self.service.accepted_log is not None:
+            self.service.accepted_log.close()
 
     def event_type(self, value: str) -> str:
         """The event type of the URL, or 404."""
@@ -466,6 +468,7 @@ def create_app(
     key_store: KeyStore | None = None,
     readiness_probe: ReadinessProbe | None = None,
     masker: Masker | None = None,
+    accepted_log: AcceptedLog | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the ingest API. No network call is made here.
@@ -479,7 +482,14 @@ def create_app(
         readiness_probe: how /readyz asks the broker; by backend when omitted.
         masker: PII masking of validated events; ``schemas.pii`` with
             ``SLUICE_PII_HMAC_KEY`` when omitted.
+        accepted_log: where accepted events are recorded (tests: ``MemoryAcceptedLog``);
+            from ``SLUICE_API_ACCEPTED_LOG`` when omitted (the ``file`` log opens its
+            file here).
         clock: monotonic seconds (rate limits, idempotency TTL).
+
+    Raises:
+        ConfigurationError: the accepted log is misconfigured (``file`` without a
+            path, or a path that cannot be opened).
     """
     settings = settings or ApiSettings()
     streams = stream_settings or StreamSettings()
@@ -496,9 +506,19 @@ def create_app(
 
         return create_publisher(stream_settings=streams)
 
+    if accepted_log is None:
+        from ingest_api.factory import create_accepted_log
+
+        accepted_log = create_accepted_log(settings)
     holder = PublisherHolder(make_publisher, publisher)
     service = IngestService(
-        settings, streams, holder, metrics, masker or _default_masker(), clock=clock
+        settings,
+        streams,
+        holder,
+        metrics,
+        masker or _default_masker(),
+        accepted_log=accepted_log,
+        clock=clock,
     )
     ctx = ApiContext(
         settings,

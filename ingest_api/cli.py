@@ -82,6 +82,7 @@ def run_openapi(args: argparse.Namespace) -> int:
     """Print the OpenAPI document."""
     from ingest_api.app import create_app
     from ingest_api.auth import KeyStore
+    from ingest_api.base import NoAcceptedLog
     from ingest_api.memory import MemoryProbe
     from producers.memory import MemoryPublisher
 
@@ -91,6 +92,7 @@ def run_openapi(args: argparse.Namespace) -> int:
         key_store=KeyStore(),
         readiness_probe=MemoryProbe(),
         masker=lambda _type, record: record,
+        accepted_log=NoAcceptedLog(),
     )
     json.dump(app.openapi(), sys.stdout, indent=2)
     print()

@@ -2,12 +2,14 @@
 
 Connection settings (Kafka bootstrap servers, AWS endpoint), stream names and the
 publisher's tuning live in :mod:`sluice.config` and :mod:`producers.config`; this class
-holds what governs the HTTP edge: limits, time bounds, keys, rate limits, idempotency.
+holds what governs the HTTP edge: limits, time bounds, keys, rate limits, idempotency,
+and the accepted-events log.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -15,7 +17,7 @@ from sluice.config import SluiceSettings
 
 
 class ApiSettings(SluiceSettings):
-    """The HTTP edge: limits, time bounds, API keys, rate limits and idempotency.
+    """The HTTP edge: limits, time bounds, API keys, rate limits, idempotency, accepted log.
 
     ``api_key`` is the *local* key written by ``sluice stack up`` as ``SLUICE_API_KEY``:
     it may send every tenant and every event type and is not rate limited unless
@@ -68,4 +70,16 @@ class ApiSettings(SluiceSettings):
     )
     api_idempotency_max_entries: int = Field(
         default=100_000, ge=1, description="Most remembered answers per process (LRU beyond)."
+    )
+
+    api_accepted_log: Literal["none", "file", "log"] = Field(
+        default="none",
+        description=(
+            "Where accepted events are recorded for `sluice reconcile --accepted-log`: "
+            "none, file (NDJSON at SLUICE_API_ACCEPTED_LOG_PATH) or log (logger sluice.accepted)."
+        ),
+    )
+    api_accepted_log_path: Path | None = Field(
+        default=None,
+        description="NDJSON file the `file` accepted log appends to, one line per accepted event.",
     )

@@ -125,3 +125,13 @@ class KeyStoreError(FatalError):
     """The key records (file or JSON) cannot be read or are invalid."""
 
     default_code: ClassVar[str] = "key_store_error"
+
+
+class AcceptedLogError(RetryableError):
+    """The accepted-events log could not be written (the events stay accepted).
+
+    ``code`` is the errno name of the failing system call (``ENOSPC``, ``EACCES``, ...)
+    when there is one.
+    """
+
+    default_code: ClassVar[str] = "accepted_log_error"

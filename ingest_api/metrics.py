@@ -5,6 +5,8 @@
 - ``sluice_api_events_rejected_total{event_type, reason}`` (reason = the error code)
 - ``sluice_api_publish_seconds{event_type}`` (histogram of broker round trips)
 - ``sluice_api_requests_in_flight``
+- ``sluice_api_accepted_log_failures_total{backend, reason}`` (accepted events whose
+  accepted-log line could not be written; the events stay accepted)
 
 Each uvicorn worker process has its own registry; scrape each worker (or run one).
 """
@@ -69,6 +71,13 @@ class ApiMetrics:
             "HTTP requests being served.",
             registry=self.registry,
         )
+        self.accepted_log_failures = Counter(
+            "sluice_api_accepted_log_failures",
+            "Accepted events whose accepted-log line could not be written, by backend and"
+            " reason (the events stay accepted).",
+            ("backend", "reason"),
+            registry=self.registry,
+        )
 
         # Label children are looked up once per label set (labels() takes a lock).
         self._children: dict[tuple[str, ...], Any] = {}
@@ -91,6 +100,10 @@ class ApiMetrics:
     def observe_publish(self, event_type: str, seconds: float) -> None:
         """Record one publish round trip."""
         self._child(self.publish_seconds, event_type).observe(seconds)
+
+    def accepted_log_failed(self, backend: str, reason: str, count: int) -> None:
+        """Count ``count`` accepted events the accepted log could not record."""
+        self._child(self.accepted_log_failures, backend, reason).inc(count)
 
     def request(self, method: str, route: str, status: int) -> None:
         """Count one answered HTTP request."""

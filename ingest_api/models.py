@@ -7,6 +7,7 @@ same JSON directly from :class:`EventOutcome` (``to_json``) without re-validatin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -62,6 +63,43 @@ class EventOutcome:
 def issue_json(issue: FieldIssue) -> dict[str, Any]:
     """A field issue as JSON."""
     return {"code": issue.code, "message": issue.message, "field": issue.field}
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedEntry:
+    """One line of the accepted-events log: an event the API answered ``accepted``.
+
+    Only envelope fields, identifiers and times: never a business field, so never PII.
+    ``occurred_at`` is the event's own time, ``accepted_at`` the server's time once the
+    broker acknowledged the event (both timezone-aware).
+    """
+
+    event_id: str
+    event_type: str
+    schema_version: int
+    occurred_at: datetime
+    tenant_id: str
+    stream: str
+    partition_key: str
+    accepted_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of the line (times as ISO-8601 UTC with microseconds and ``Z``)."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "schema_version": self.schema_version,
+            "occurred_at": iso_utc(self.occurred_at),
+            "tenant_id": self.tenant_id,
+            "stream": self.stream,
+            "partition_key": self.partition_key,
+            "accepted_at": iso_utc(self.accepted_at),
+        }
+
+
+def iso_utc(value: datetime) -> str:
+    """``2026-01-31T09:30:00.000000Z``: the same form as ``schemas.codec.to_json``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --------------------------------------------------------------------------- OpenAPI

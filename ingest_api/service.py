@@ -1,10 +1,15 @@
-"""The ingest path without HTTP: validate, mask, stamp, encode, publish, remember.
+"""The ingest path without HTTP: validate, mask, stamp, encode, publish, remember, record.
 
 :class:`IngestService` turns client JSON into :class:`~ingest_api.models.EventOutcome`
 objects. It never raises for a bad event or a failing broker: a bad event is
 ``rejected`` with its field errors, an event the broker did not acknowledge within
 ``api_publish_timeout_s`` is ``failed`` (retryable). The HTTP layer only maps outcomes
 to status codes.
+
+Events newly ``accepted`` are recorded in the :class:`~ingest_api.base.AcceptedLog`
+after the broker's acknowledgement and before the answer; a replayed answer
+(idempotency) is not recorded again, and a log that cannot be written is counted and
+logged but never turns an accepted event into an error.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest_api.auth import Principal
+from ingest_api.base import AcceptedLog, accepted_entry
 from ingest_api.body import canonical_json
 from ingest_api.config import ApiSettings
-from ingest_api.exceptions import FieldIssue
+from ingest_api.exceptions import AcceptedLogError, FieldIssue
 from ingest_api.idempotency import Coalescer, IdempotencyCache, Replay
 from ingest_api.metrics import ApiMetrics
 from ingest_api.models import EventOutcome
@@ -198,10 +204,15 @@ def _expire(batch: list[_Item]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated, masked, stamped and encoded event, ready to publish."""
+    """A validated, masked, stamped and encoded event, ready to publish.
+
+    ``event`` is the validated, masked record ``record`` was encoded from (the accepted
+    log reads its envelope fields).
+    """
 
     record: OutgoingRecord
     fingerprint: str
+    event: Mapping[str, Any]
 
 
 def fingerprint_of(event: Mapping[str, Any]) -> str:
@@ -223,8 +234,9 @@ class IngestService:
         publishers: where the publisher comes from.
         metrics: counters to update.
         masker: masks PII of a validated record (``schemas.pii``).
+        accepted_log: where newly accepted events are recorded (none when omitted).
         clock: monotonic seconds (idempotency TTL).
-        wall_clock: the ``ingested_at`` stamp.
+        wall_clock: the ``ingested_at`` and ``accepted_at`` stamps.
     """
 
     def __init__(
@@ -235,6 +247,7 @@ class IngestService:
         metrics: ApiMetrics,
         masker: Masker,
         *,
+        accepted_log: AcceptedLog | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = now_utc,
     ) -> None:
@@ -245,6 +258,11 @@ class IngestService:
         self.metrics = metrics
         self._mask = masker
         self._wall_clock = wall_clock
+        self.accepted_log = accepted_log
+        # None when nothing is recorded: the hot path then only tests this attribute.
+        self._accepted_log = (
+            accepted_log if accepted_log is not None and accepted_log.enabled else None
+        )
         cache: IdempotencyCache[EventOutcome] = IdempotencyCache(
             settings.api_idempotency_ttl_s, settings.api_idempotency_max_entries
         )
@@ -302,7 +320,7 @@ class IngestService:
         except (CodecError, SluiceError) as exc:
             logger.warning("event %s could not be encoded: %s", event_id, exc.code)
             return _rejected(event_id, UNENCODABLE, f"the event cannot be encoded: {exc.message}")
-        return Prepared(outgoing, fingerprint_of(event))
+        return Prepared(outgoing, fingerprint_of(event), record)
 
     # ------------------------------------------------------------------ publishing
 
@@ -371,7 +389,10 @@ class IngestService:
 
         replay = await self.idempotency.run(key, prepared.fingerprint, action)
         outcome = self._resolve(replay, prepared.record.event_id)
-        self._count(event_type, [outcome], fresh=[replay.source == "fresh"])
+        fresh = replay.source == "fresh"
+        if self._accepted_log is not None and fresh and outcome.accepted:
+            self._record_accepted(event_type, [(prepared, outcome)])
+        self._count(event_type, [outcome], fresh=[fresh])
         return outcome
 
     async def ingest_batch(
@@ -399,8 +420,54 @@ class IngestService:
             fresh[index] = replay.source == "fresh"
         final = [o for o in outcomes if o is not None]
         assert len(final) == len(events)
+        if self._accepted_log is not None:
+            newly = [(p, final[i]) for i, p in valid if fresh[i] and final[i].accepted]
+            if newly:
+                self._record_accepted(event_type, newly)
         self._count(event_type, final, fresh=fresh)
         return final
+
+    # ------------------------------------------------------------------ accepted log
+
+    def _record_accepted(
+        self, event_type: str, accepted: Sequence[tuple[Prepared, EventOutcome]]
+    ) -> None:
+        """Record newly accepted events; a failure is counted and logged, never raised.
+
+        The events are on the stream already and their answer is ``accepted``: a log
+        that cannot be written must not turn that answer into an error (the client's
+        retry would publish a duplicate and the log would still lack the line).
+        """
+        log = self._accepted_log
+        assert log is not None
+        try:
+            accepted_at = self._wall_clock()
+            entries = [accepted_entry(event_type, p.event, o, accepted_at) for p, o in accepted]
+            log.record(entries)
+        except AcceptedLogError as exc:
+            logger.error(*self._accepted_log_failed(log, exc.code, str(exc), accepted))
+        except Exception as exc:  # outside the log's contract: as loud, with its trace
+            logger.exception(
+                *self._accepted_log_failed(log, type(exc).__name__, repr(exc), accepted)
+            )
+
+    def _accepted_log_failed(
+        self,
+        log: AcceptedLog,
+        reason: str,
+        detail: str,
+        accepted: Sequence[tuple[Prepared, EventOutcome]],
+    ) -> tuple[str, ...]:
+        """Count the failure; the log message and its arguments (event ids, no PII)."""
+        self.metrics.accepted_log_failed(log.backend, reason, len(accepted))
+        return (
+            "accepted log (%s) failed, %s accepted event(s) not recorded (%s): %s; event ids: %s",
+            log.backend,
+            str(len(accepted)),
+            reason,
+            detail,
+            " ".join(p.record.event_id for p, _ in accepted),
+        )
 
     # ------------------------------------------------------------------ helpers
 

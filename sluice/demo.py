@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sluice.config import (
@@ -41,6 +42,7 @@ class DemoReport:
     """What each stage of the demo saw."""
 
     accepted: dict[str, list[str]] = field(default_factory=dict)
+    accepted_log: Path | None = None
     rejected: dict[str, int] = field(default_factory=dict)
     rejected_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
     read_back: dict[str, int] = field(default_factory=dict)
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     report = DemoReport()
     console.rule("[bold]1. local stack")
-    _stack_up(console)
+    _stack_up(console, report)
     for backend in BACKENDS:
         console.rule(f"[bold]2. events through the API onto {backend.value}")
         _send_through_api(console, backend, args, report)
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 # --- 1. stack -------------------------------------------------------------------------
 
 
-def _stack_up(console: Any) -> None:
+def _stack_up(console: Any, report: DemoReport) -> None:
     from deploy.local import stack
     from deploy.local.cli import _print_table
     from deploy.local.config import StackSettings
@@ -100,21 +102,34 @@ def _stack_up(console: Any) -> None:
     _print_table(result.health)
     console.print(f"ready in {result.seconds:.1f} s; settings in {result.env_file}")
     os.environ["SLUICE_STACK_ENV"] = str(result.env_file.resolve())
+    # this run's accepted events, as the API records them (emptied at every run)
+    report.accepted_log = (settings.stack_dir / "demo-accepted.ndjson").resolve()
+    report.accepted_log.write_bytes(b"")
 
 
 # --- 2. API ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def serve_api(backend: StreamBackend) -> Iterator[str]:
-    """Serve the ingest API for ``backend`` on a free loopback port; yields its URL."""
+def serve_api(backend: StreamBackend, accepted_log: Path | None = None) -> Iterator[str]:
+    """Serve the ingest API for ``backend`` on a free loopback port; yields its URL.
+
+    With ``accepted_log`` the API appends every event it accepts to that NDJSON file
+    (``SLUICE_API_ACCEPTED_LOG=file``), the reconcile's "accepted" stage.
+    """
     import uvicorn
 
     from deploy.local.base import free_port
     from ingest_api.app import create_app
+    from ingest_api.config import ApiSettings
 
     streams = StreamSettings(stream_backend=backend)
-    app = create_app(stream_settings=streams)
+    settings = (
+        ApiSettings(api_accepted_log="file", api_accepted_log_path=accepted_log)
+        if accepted_log is not None
+        else None
+    )
+    app = create_app(settings, stream_settings=streams)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -140,7 +155,7 @@ def _send_through_api(
     from producers.simulate import SimulationOptions, run_simulation, summary_table
 
     api_key = ApiSettings().api_key
-    with serve_api(backend) as url:
+    with serve_api(backend, report.accepted_log) as url:
         options = SimulationOptions(
             count=args.count,
             rate=None,
@@ -377,13 +392,19 @@ def _reconcile(console: Any, report: DemoReport) -> bool:
     from warehouse.reconcile import (
         Sighting,
         Window,
+        accepted_log_source,
         default_sources,
         kafka_stream_source,
         kinesis_stream_source,
         run,
     )
 
-    ids = {i for accepted in report.accepted.values() for i in accepted}
+    answered = {i for accepted in report.accepted.values() for i in accepted}
+    logged = None
+    if report.accepted_log is not None:
+        logged = accepted_log_source(report.accepted_log)(Window())
+    # the API's own log is the accepted stage; the 202s the client saw must match it
+    ids = answered | {s.event_id for s in logged or [] if s.event_id}
     streams = StreamSettings()
     names = [streams.name_for(t) for t in EventType]
     kafka = kafka_stream_source(KafkaSettings(), names)
@@ -391,7 +412,10 @@ def _reconcile(console: Any, report: DemoReport) -> bool:
     warehouse = create_warehouse()
     try:
         sources = default_sources(warehouse, read_stream=False)
-        sources["accepted"] = lambda _w: [Sighting(i) for i in sorted(ids)]
+        if logged is None:
+            sources["accepted"] = lambda _w: [Sighting(i) for i in sorted(answered)]
+        else:
+            sources["accepted"] = lambda _w: logged
         sources["stream"] = lambda w: [*(kafka(w) or []), *(kinesis(w) or [])]
         with console.status("reading every stage"):
             result = run(Window(), {k: _only(ids, v) for k, v in sources.items() if v})
@@ -403,6 +427,15 @@ def _reconcile(console: Any, report: DemoReport) -> bool:
         f"warehouse: {wh.distinct} of {len(ids)} accepted events, "
         f"{len(wh.missing)} missing, {len(wh.duplicates)} duplicated"
     )
+    if logged is not None:
+        in_log = {s.event_id for s in logged if s.event_id}
+        console.print(
+            f"the API's accepted log ({report.accepted_log}): {len(logged)} lines, "
+            f"{len(in_log)} events; answered 202 but not logged: {len(answered - in_log)}, "
+            f"logged but not answered: {len(in_log - answered)}"
+        )
+        if in_log != answered or len(logged) != len(in_log):
+            return False
     return result.ok
 
 

@@ -265,7 +265,9 @@ def identify_payload(payload: bytes, test_sources: tuple[str, ...] | None = None
 
 
 def accepted_log_source(path: Path) -> StageSource:
-    """Accepted events from an NDJSON log (``event_id``, ``occurred_at`` per line)."""
+    """Accepted events from an NDJSON log (``event_id``, ``occurred_at`` per line), as
+    the API writes it (``SLUICE_API_ACCEPTED_LOG=file``). A line that is not a JSON
+    object (cut short by a full disk, say) counts as unidentified, not as an error."""
 
     def read(window: Window) -> list[Sighting] | None:
         if not path.exists():
@@ -274,9 +276,12 @@ def accepted_log_source(path: Path) -> StageSource:
         with path.open("rb") as fh:
             for line in fh:
                 if line.strip():
-                    obj = json.loads(line)
-                    if isinstance(obj, dict):
-                        out.append(sighting_of(obj))
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        out.append(Sighting(None))
+                        continue
+                    out.append(sighting_of(obj) if isinstance(obj, dict) else Sighting(None))
         return out
 
     return read

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sluice.config import ZoneSettings
 from tests.unit.warehouse.contract import ft_row
@@ -15,6 +16,7 @@ from warehouse.models import TargetTable
 from warehouse.reconcile import (
     Sighting,
     Window,
+    accepted_log_source,
     reconcile,
     run,
     warehouse_source,
@@ -155,3 +157,22 @@ def test_identify_payload_marks_test_events() -> None:
     (plain,) = identify_payload(json.dumps(ft_row()).encode(), ())
     assert not plain.test
     assert identify_payload(b"\x00garbage", ()) == [Sighting(None)]
+
+
+def test_accepted_log_counts_a_torn_line_as_unidentified(tmp_path: Path) -> None:
+    path = tmp_path / "accepted.ndjson"
+    path.write_bytes(
+        b'{"event_id": "A1", "occurred_at": "2026-11-22T03:00:00Z"}\n'
+        b'{"event_id": "b2", "occ\n'
+        b"[1]\n"
+        b"\n"
+        b'{"event_id": "c3"}\n'
+    )
+    sightings = accepted_log_source(path)(Window())
+    assert sightings == [
+        Sighting("a1", datetime(2026, 11, 22, 3, tzinfo=UTC)),
+        Sighting(None),
+        Sighting(None),
+        Sighting("c3"),
+    ]
+    assert accepted_log_source(tmp_path / "absent.ndjson")(Window()) is None

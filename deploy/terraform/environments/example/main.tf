@@ -127,7 +127,7 @@ module "api" {
 
   name                   = local.name
   package_path           = local.artifacts.api
-  environment            = merge(local.common_env, local.kafka_env, local.pii_env, local.api_keys_env)
+  environment            = merge(local.common_env, local.kafka_env, local.pii_env, local.api_keys_env, { SLUICE_API_ACCEPTED_LOG = "log" })
   auth_mode              = var.api_auth_mode
   jwt_issuer             = var.jwt_issuer
   jwt_audience           = var.jwt_audience

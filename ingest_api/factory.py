@@ -1,0 +1,54 @@
+"""Builds the accepted-events log the settings choose (``SLUICE_API_ACCEPTED_LOG``).
+
+Backends are imported only when chosen. Every misconfiguration is refused here, when
+the app is built (at startup), never on a request.
+"""
+
+from __future__ import annotations
+
+from ingest_api.base import AcceptedLog, NoAcceptedLog
+from ingest_api.config import ApiSettings
+from ingest_api.exceptions import AcceptedLogError
+from sluice.errors import ConfigurationError
+
+
+def create_accepted_log(settings: ApiSettings) -> AcceptedLog:
+    """The accepted log of ``settings.api_accepted_log``: ``none``, ``file`` or ``log``.
+
+    ``file`` opens (or creates) ``api_accepted_log_path`` now; ``log`` makes sure the
+    ``sluice.accepted`` logger emits its lines.
+
+    Raises:
+        ConfigurationError: ``file`` without a path, or a path that cannot be opened
+            for appending.
+    """
+    kind = settings.api_accepted_log
+    if kind == "none":
+        return NoAcceptedLog()
+    if kind == "file":
+        path = settings.api_accepted_log_path
+        if path is None:
+            raise ConfigurationError(
+                "SLUICE_API_ACCEPTED_LOG=file needs SLUICE_API_ACCEPTED_LOG_PATH "
+                "(the NDJSON file to append accepted events to)",
+                code="accepted_log_path_missing",
+            )
+        from ingest_api.accepted_file import FileAcceptedLog
+
+        file_log = FileAcceptedLog(path)
+        try:
+            file_log.open()
+        except AcceptedLogError as exc:
+            raise ConfigurationError(
+                f"SLUICE_API_ACCEPTED_LOG_PATH: {exc.message}", code=exc.code
+            ) from exc
+        return file_log
+    if kind == "log":
+        from ingest_api.accepted_logger import LoggerAcceptedLog
+
+        logger_log = LoggerAcceptedLog()
+        logger_log.ensure_emitted()
+        return logger_log
+    raise ConfigurationError(  # pragma: no cover - the settings type allows nothing else
+        f"unknown accepted log {kind!r}; use none, file or log", code="accepted_log_unknown"
+    )
