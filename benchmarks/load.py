@@ -175,12 +175,17 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
-        "--workers", type=int, default=2, help="loader processes validating files (1 = inline)"
+        "--workers",
+        type=int,
+        default=None,
+        help="loader processes encoding files (1 = inline; default: the loader's own, "
+        "SLUICE_WAREHOUSE_LOAD_WORKERS, 'auto')",
     )
     args = parser.parse_args()
 
     settings = WarehouseSettings()
     dsn = settings.dsn()
+    workers = args.workers or LoaderOptions.from_settings(settings).workers
     aws = AwsSettings()
     s3 = aws.client("s3")
     bucket = "bench-" + uuid.uuid4().hex[:10]
@@ -202,14 +207,14 @@ def main() -> int:
 
     print(
         f"{args.rows} rows in {args.files} gzip NDJSON files; {args.rounds} rounds; "
-        f"loader workers: {args.workers}; {os.cpu_count()} CPUs; "
+        f"loader workers: {workers}; {os.cpu_count()} CPUs; "
         f"load average {load_average()}"
     )
     loader = Loader(
         PostgresWarehouse(dsn),
         zone,
         zone_settings=zs,
-        options=LoaderOptions(workers=args.workers),
+        options=LoaderOptions(workers=workers),
     )
     # warm the worker processes outside the timed part (as a long-running loader would be)
     warm = f"s3://{bucket}/manifests/financial-transaction/warm.manifest"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from sluice.config import SluiceSettings
 
+MAX_LOAD_WORKERS = 32
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -69,16 +71,22 @@ class WarehouseSettings(SluiceSettings):
         ge=0,
         description="A job left 'running' longer than this (a crashed loader) is retried.",
     )
-    warehouse_load_workers: int = Field(
-        default=1,
-        ge=1,
-        le=32,
+    warehouse_load_workers: int | Literal["auto"] = Field(
+        default="auto",
         description="Processes that fetch and validate a manifest's files in parallel "
-        "(1 = in the loader's process; keep 1 on Lambda, which has no /dev/shm).",
+        "while earlier files are COPYed (1 = in the loader's process; `auto` = one per "
+        "CPU up to 4, and 1 on Lambda, which has no /dev/shm).",
     )
     warehouse_follow_interval: float = Field(
         default=5.0, gt=0, description="Seconds between passes of `sluice load --follow`."
     )
+
+    @field_validator("warehouse_load_workers")
+    @classmethod
+    def _workers_in_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= MAX_LOAD_WORKERS:
+            raise ValueError(f"load workers must be 'auto' or 1..{MAX_LOAD_WORKERS}")
+        return value
 
     @field_validator("warehouse_schema")
     @classmethod

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -64,6 +65,21 @@ log = logging.getLogger(__name__)
 
 LOADER_MANIFEST_PREFIX = "loader-"
 PREFETCH_FILES = 2
+AUTO_WORKERS_MAX = 4
+
+
+def auto_workers(configured: int | str, *, cpus: int | None, on_lambda: bool) -> int:
+    """The number of file workers for a configured value (an int, or ``"auto"``).
+
+    ``auto`` is one worker per CPU up to :data:`AUTO_WORKERS_MAX` (the warehouse, not the
+    loader, is the bottleneck beyond that), and 1 on Lambda, whose sandbox has no
+    ``/dev/shm`` for a process pool.
+    """
+    if configured != "auto":
+        return int(configured)
+    if on_lambda:
+        return 1
+    return max(1, min(cpus or 1, AUTO_WORKERS_MAX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +98,11 @@ class LoaderOptions:
         return cls(
             max_attempts=settings.warehouse_load_max_attempts,
             lease_seconds=settings.warehouse_load_lease_seconds,
-            workers=settings.warehouse_load_workers,
+            workers=auto_workers(
+                settings.warehouse_load_workers,
+                cpus=os.cpu_count(),
+                on_lambda="AWS_LAMBDA_FUNCTION_NAME" in os.environ,
+            ),
         )
 
 

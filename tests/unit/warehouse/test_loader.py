@@ -12,8 +12,9 @@ import pytest
 from sluice.config import ZoneSettings
 from tests.unit.warehouse.contract import ft_row, ic_row
 from tests.unit.warehouse.zonefixtures import DirectoryZone, ndjson_gz, put_batch
+from warehouse.config import WarehouseSettings
 from warehouse.exceptions import WarehouseDataError, WarehouseUnavailableError
-from warehouse.loader import Loader, LoaderOptions
+from warehouse.loader import Loader, LoaderOptions, auto_workers
 from warehouse.memory import MemoryWarehouse
 from warehouse.models import LoadState, TargetTable, load_id_for
 from warehouse.zone import MemoryZone, ZoneObject, parse_manifest
@@ -308,3 +309,35 @@ def test_follow_runs_passes_until_stopped(wh: MemoryWarehouse, zone: MemoryZone)
         put_batch(zone, BUCKET, "financial-transaction", f"f{len(passes) + 1}", [[ft_row()]])
     assert [len(p.outcomes) for p in passes] == [1, 1]
     assert wh.count("financial_transactions") == 2
+
+
+@pytest.mark.parametrize(
+    ("configured", "cpus", "on_lambda", "expected"),
+    [
+        ("auto", 2, False, 2),
+        ("auto", 16, False, 4),
+        ("auto", None, False, 1),
+        ("auto", 1, False, 1),
+        ("auto", 8, True, 1),
+        (3, 1, False, 3),
+        (1, 16, False, 1),
+        (2, 8, True, 2),
+    ],
+)
+def test_worker_count(
+    configured: int | str, cpus: int | None, on_lambda: bool, expected: int
+) -> None:
+    assert auto_workers(configured, cpus=cpus, on_lambda=on_lambda) == expected
+
+
+def test_worker_setting_reads_auto_or_a_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLUICE_WAREHOUSE_LOAD_WORKERS", "3")
+    assert WarehouseSettings().warehouse_load_workers == 3
+    monkeypatch.setenv("SLUICE_WAREHOUSE_LOAD_WORKERS", "auto")
+    assert WarehouseSettings().warehouse_load_workers == "auto"
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "sluice-loader")
+    assert LoaderOptions.from_settings(WarehouseSettings()).workers == 1
+    for bad in ("0", "33", "many"):
+        monkeypatch.setenv("SLUICE_WAREHOUSE_LOAD_WORKERS", bad)
+        with pytest.raises(ValueError, match=r"load_workers|load workers"):
+            WarehouseSettings()
