@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from sluice.config import SluiceSettings
 
-MAX_LOAD_WORKERS = 32
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -71,7 +70,7 @@ class WarehouseSettings(SluiceSettings):
         ge=0,
         description="A job left 'running' longer than this (a crashed loader) is retried.",
     )
-    warehouse_load_workers: int | Literal["auto"] = Field(
+    warehouse_load_workers: Annotated[int, Field(ge=1, le=32)] | Literal["auto"] = Field(
         default="auto",
         description="Processes that fetch and validate a manifest's files in parallel "
         "while earlier files are COPYed (1 = in the loader's process; `auto` = one per "
@@ -80,13 +79,6 @@ class WarehouseSettings(SluiceSettings):
     warehouse_follow_interval: float = Field(
         default=5.0, gt=0, description="Seconds between passes of `sluice load --follow`."
     )
-
-    @field_validator("warehouse_load_workers")
-    @classmethod
-    def _workers_in_range(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and not 1 <= value <= MAX_LOAD_WORKERS:
-            raise ValueError(f"load workers must be 'auto' or 1..{MAX_LOAD_WORKERS}")
-        return value
 
     @field_validator("warehouse_schema")
     @classmethod
