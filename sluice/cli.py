@@ -13,6 +13,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+import pydantic
+
 from sluice.errors import SluiceError
 
 # Modules that contribute subcommands, in the order they appear in `sluice --help`.
@@ -62,9 +64,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SluiceError as exc:
         print(f"sluice {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except pydantic.ValidationError as exc:
+        for line in describe_invalid_settings(exc):
+            print(f"sluice {args.command}: error: {line}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"sluice {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def describe_invalid_settings(exc: pydantic.ValidationError) -> list[str]:
+    """One line per invalid setting, naming its ``SLUICE_*`` variable.
+
+    The values are never shown: a rejected value may be a secret.
+    """
+    settings = exc.title.endswith("Settings")
+    reasons: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else "(value)"
+        reasons.setdefault(field, []).append(error["msg"])
+    return [
+        f"invalid setting {'SLUICE_' + field.upper() if settings else field} "
+        f"({exc.title}): {'; or '.join(msgs)}"
+        for field, msgs in reasons.items()
+    ]
 
 
 def _configure_logging(*, verbose: bool) -> None:
