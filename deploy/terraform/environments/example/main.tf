@@ -59,8 +59,13 @@ locals {
 
   # Secret values (sensitive variables) reach only the functions that need them; whether
   # one is set is not itself secret.
-  pii_env      = { for key, value in { SLUICE_PII_HMAC_KEY = coalesce(var.pii_hmac_key, "-") } : key => value if nonsensitive(var.pii_hmac_key != null) }
-  api_keys_env = { for key, value in { SLUICE_API_KEYS_JSON = coalesce(var.api_keys_json, "-") } : key => value if nonsensitive(var.api_keys_json != null) }
+  pii_env = { for key, value in { SLUICE_PII_HMAC_KEY = coalesce(var.pii_hmac_key, "-") } : key => value if nonsensitive(var.pii_hmac_key != null) }
+
+  # API key records live in Parameter Store, one SecureString per key under this path
+  # (`sluice api keys create --store ssm`); the ingest function reads them by path.
+  api_keys_ssm_path = "/${local.name}/api-keys/"
+  api_keys_env      = { SLUICE_API_KEYS_SSM_PATH = local.api_keys_ssm_path, SLUICE_API_KEYS_TTL_S = tostring(var.api_keys_ttl_seconds) }
+  lambda_platform   = { runtime = var.lambda_runtime, architecture = var.lambda_architecture }
 }
 
 module "kms" {
@@ -90,19 +95,21 @@ module "storage" {
 module "streaming" {
   source = "../../modules/streaming"
 
-  name                      = local.name
-  backend                   = var.stream_backend
-  stream_names              = local.stream_names
-  kms_key_arn               = module.kms.key_arn
-  retention_hours           = var.stream_retention_hours
-  vpc_id                    = module.network.vpc_id
-  subnet_ids                = module.network.private_subnet_ids
-  client_security_group_ids = [module.network.workload_security_group_id]
-  kafka_broker_count        = var.kafka_broker_count
-  kafka_instance_type       = var.kafka_instance_type
-  kafka_partitions          = var.kafka_partitions
-  kinesis_stream_mode       = var.kinesis_stream_mode
-  kinesis_shard_count       = var.kinesis_shard_count
+  name                = local.name
+  backend             = var.stream_backend
+  stream_names        = local.stream_names
+  kms_key_arn         = module.kms.key_arn
+  retention_hours     = var.stream_retention_hours
+  vpc_id              = module.network.vpc_id
+  subnet_ids          = module.network.private_subnet_ids
+  kafka_broker_count  = var.kafka_broker_count
+  kafka_instance_type = var.kafka_instance_type
+  kafka_partitions    = var.kafka_partitions
+  kinesis_stream_mode = var.kinesis_stream_mode
+  kinesis_shard_count = var.kinesis_shard_count
+
+  # Keyed by a static label: the group's id is known only after apply.
+  client_security_groups = { workload = module.network.workload_security_group_id }
 }
 
 module "consumers" {
@@ -139,6 +146,10 @@ module "api" {
   kms_key_arn            = module.kms.key_arn
   subnet_ids             = module.network.private_subnet_ids
   security_group_ids     = [module.network.workload_security_group_id]
+
+  api_keys_ssm_path    = local.api_keys_ssm_path
+  reserved_concurrency = var.lambda_reserved_concurrency.api
+  lambda_platform      = local.lambda_platform
 }
 
 module "delivery" {
@@ -162,24 +173,30 @@ module "delivery" {
   kms_key_arn                = module.kms.key_arn
   subnet_ids                 = module.network.private_subnet_ids
   security_group_ids         = [module.network.workload_security_group_id]
+
+  transform_reserved_concurrency = var.lambda_reserved_concurrency.transform
+  lambda_platform                = local.lambda_platform
 }
 
 module "warehouse" {
   source = "../../modules/warehouse"
 
-  name                      = local.name
-  base_capacity_rpu         = var.warehouse_base_capacity_rpu
-  vpc_id                    = module.network.vpc_id
-  subnet_ids                = module.network.private_subnet_ids
-  client_security_group_ids = [module.network.workload_security_group_id]
-  bucket_name               = module.storage.bucket_name
-  bucket_arn                = module.storage.bucket_arn
-  clean_prefix              = module.storage.prefixes.clean
-  manifest_prefix           = module.storage.prefixes.manifests
-  loader_package_path       = local.artifacts.loader
-  loader_environment        = local.common_env
-  loader_db_password        = var.loader_db_password
-  kms_key_arn               = module.kms.key_arn
+  name                = local.name
+  base_capacity_rpu   = var.warehouse_base_capacity_rpu
+  vpc_id              = module.network.vpc_id
+  subnet_ids          = module.network.private_subnet_ids
+  bucket_name         = module.storage.bucket_name
+  bucket_arn          = module.storage.bucket_arn
+  clean_prefix        = module.storage.prefixes.clean
+  manifest_prefix     = module.storage.prefixes.manifests
+  loader_package_path = local.artifacts.loader
+  loader_environment  = local.common_env
+  loader_db_password  = var.loader_db_password
+  kms_key_arn         = module.kms.key_arn
+
+  client_security_groups      = { workload = module.network.workload_security_group_id }
+  loader_reserved_concurrency = var.lambda_reserved_concurrency.loader
+  lambda_platform             = local.lambda_platform
 }
 
 # The DSN of the consumers' and the zone loader's database user

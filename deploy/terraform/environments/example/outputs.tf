@@ -72,3 +72,13 @@ output "warehouse_dsn_secret_arn" {
   description = "Secret to put the workers' SLUICE_WAREHOUSE_DSN into."
   value       = aws_secretsmanager_secret.warehouse_dsn.arn
 }
+
+output "api_keys_ssm_path" {
+  description = "Parameter Store path of the API key records (SLUICE_API_KEYS_SSM_PATH for `sluice api keys create --store ssm`)."
+  value       = local.api_keys_ssm_path
+}
+
+output "kms_key_arn" {
+  description = "The environment's KMS key (SLUICE_API_KEYS_SSM_KMS_KEY: it encrypts the API key records)."
+  value       = module.kms.key_arn
+}

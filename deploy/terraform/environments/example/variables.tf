@@ -169,11 +169,32 @@ variable "pii_hmac_key" {
   sensitive   = true
 }
 
-variable "api_keys_json" {
-  description = "Hashed API key records (SLUICE_API_KEYS_JSON, from `sluice api keys create`); pass with TF_VAR_api_keys_json."
+variable "api_keys_ttl_seconds" {
+  description = "How long an ingest container keeps the API keys it read from Parameter Store (SLUICE_API_KEYS_TTL_S): the longest a created or revoked key waits to take effect."
+  type        = number
+  default     = 60
+}
+
+variable "lambda_runtime" {
+  description = "Runtime of the Lambda functions; build the artifacts for the same Python (`sluice package --python-version`)."
   type        = string
-  default     = null
-  sensitive   = true
+  default     = "python3.12"
+}
+
+variable "lambda_architecture" {
+  description = "Architecture of the Lambda functions (x86_64 or arm64); build the artifacts for the same one (`sluice package --arch`)."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Reserved concurrent executions per function (api, transform, loader); unset: unreserved. The account keeps at least 100 unreserved, so the sum must stay below its quota minus 100."
+  type = object({
+    api       = optional(number)
+    transform = optional(number)
+    loader    = optional(number)
+  })
+  default = {}
 }
 
 variable "loader_db_password" {

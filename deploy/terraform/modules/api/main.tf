@@ -4,8 +4,16 @@
 # its access log carries request metadata only: no source IP, no user agent, no
 # principal, no query string, no body.
 
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
 locals {
-  is_kafka          = var.kafka_cluster_arn != null
+  is_kafka = var.kafka_cluster_arn != null
+  region   = data.aws_region.current.name
+  # GetParametersByPath is authorised on the path itself (parameter/<path without the
+  # trailing slash>); GetParameter on each parameter under it.
+  api_keys_path_arn = "arn:${data.aws_partition.current.partition}:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter${trimsuffix(var.api_keys_ssm_path, "/")}"
   jwt               = var.auth_mode == "jwt"
   access_log_format = jsonencode({
     requestId          = "$context.requestId"
@@ -60,6 +68,23 @@ data "aws_iam_policy_document" "publish" {
     }
   }
 
+  statement {
+    sid       = "ReadApiKeyRecords"
+    actions   = ["ssm:GetParametersByPath"]
+    resources = [local.api_keys_path_arn]
+  }
+
+  statement {
+    sid       = "DecryptApiKeyRecords"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${local.region}.amazonaws.com"]
+    }
+  }
+
   dynamic "statement" {
     for_each = length(var.secret_arns) > 0 ? [1] : []
     content {
@@ -87,6 +112,9 @@ module "function" {
   policy_json          = data.aws_iam_policy_document.publish.json
   log_retention_days   = var.log_retention_days
   tags                 = var.tags
+
+  runtime      = var.lambda_platform.runtime
+  architecture = var.lambda_platform.architecture
 }
 
 resource "aws_apigatewayv2_api" "this" {

@@ -79,9 +79,9 @@ variable "timeout_seconds" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions of the ingest function."
+  description = "Reserved concurrent executions of the ingest function; null: unreserved."
   type        = number
-  default     = 100
+  default     = null
 }
 
 variable "kinesis_stream_arns" {
@@ -100,6 +100,16 @@ variable "kafka_topic_arns" {
   description = "IAM ARNs of the topics the function writes (empty on Kinesis)."
   type        = list(string)
   default     = []
+}
+
+variable "api_keys_ssm_path" {
+  description = "Parameter Store path of the API key records (one SecureString per key, e.g. /sluice-prod/api-keys/); the function may read only this path."
+  type        = string
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/$", var.api_keys_ssm_path))
+    error_message = "api_keys_ssm_path is an absolute Parameter Store path ending with '/'."
+  }
 }
 
 variable "secret_arns" {
@@ -133,4 +143,16 @@ variable "tags" {
   description = "Tags applied to every resource of the module."
   type        = map(string)
   default     = {}
+}
+
+variable "lambda_platform" {
+  description = "Runtime and architecture of the function; must match how the artifact was built (`sluice package --python-version --arch`)."
+  type = object({
+    runtime      = string
+    architecture = string
+  })
+  default = {
+    runtime      = "python3.12"
+    architecture = "x86_64"
+  }
 }

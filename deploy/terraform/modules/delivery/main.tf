@@ -51,6 +51,9 @@ module "transform" {
   policy_json          = data.aws_iam_policy_document.transform.json
   log_retention_days   = var.log_retention_days
   tags                 = var.tags
+
+  runtime      = var.lambda_platform.runtime
+  architecture = var.lambda_platform.architecture
 }
 
 # --- Firehose role -------------------------------------------------------------------

@@ -140,9 +140,9 @@ variable "transform_timeout_seconds" {
 }
 
 variable "transform_reserved_concurrency" {
-  description = "Reserved concurrent executions of the transform function."
+  description = "Reserved concurrent executions of the transform function; null: unreserved."
   type        = number
-  default     = 50
+  default     = null
 }
 
 variable "kms_key_arn" {
@@ -170,4 +170,16 @@ variable "tags" {
   description = "Tags applied to every resource of the module."
   type        = map(string)
   default     = {}
+}
+
+variable "lambda_platform" {
+  description = "Runtime and architecture of the function; must match how the artifact was built (`sluice package --python-version --arch`)."
+  type = object({
+    runtime      = string
+    architecture = string
+  })
+  default = {
+    runtime      = "python3.12"
+    architecture = "x86_64"
+  }
 }

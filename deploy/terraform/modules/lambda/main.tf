@@ -114,7 +114,7 @@ resource "aws_lambda_function" "this" {
   role                           = aws_iam_role.this.arn
   handler                        = var.handler
   runtime                        = var.runtime
-  architectures                  = ["x86_64"]
+  architectures                  = [var.architecture]
   filename                       = var.package_path
   source_code_hash               = filebase64sha256(var.package_path)
   memory_size                    = var.memory_mb

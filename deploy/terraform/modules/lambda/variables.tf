@@ -14,9 +14,25 @@ variable "handler" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime; must match the Python of the packaged wheels."
+  description = "Lambda runtime (Amazon Linux 2023); must match the Python the artifact was built for (`sluice package --python-version`)."
   type        = string
-  default     = "python3.11"
+  default     = "python3.12"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.runtime)
+    error_message = "The artifacts are built for python3.12 or python3.13 (Amazon Linux 2023, manylinux_2_28 wheels)."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set of the function; must match the artifact (`sluice package --arch`)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture is x86_64 or arm64."
+  }
 }
 
 variable "package_path" {
@@ -37,9 +53,9 @@ variable "timeout_seconds" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions (an upper bound that protects downstream services)."
+  description = "Reserved concurrent executions (an upper bound that protects downstream services); null: unreserved. Reserving takes from the account's pool, which must keep 100 unreserved."
   type        = number
-  default     = 50
+  default     = null
 }
 
 variable "environment" {

@@ -498,9 +498,9 @@ resource "aws_cloudwatch_dashboard" "this" {
         {
           type = "metric", x = 0, y = 12, width = 24, height = 6
           properties = {
-            title   = "Firehose delivery and transform"
-            region  = data.aws_region.current.name
-            stat    = "Average"
+            title  = "Firehose delivery and transform"
+            region = data.aws_region.current.name
+            stat   = "Average"
             metrics = concat(
               [for stream in values(var.delivery_stream_names) : ["AWS/Firehose", "DeliveryToS3.Success", "DeliveryStreamName", stream]],
               [for stream in values(var.delivery_stream_names) : ["AWS/Firehose", "ExecuteProcessing.Success", "DeliveryStreamName", stream]],

@@ -34,6 +34,7 @@ variable "interface_endpoint_services" {
     "logs",
     "monitoring",
     "secretsmanager",
+    "ssm",
     "kms",
     "redshift-serverless",
     "ecr.api",

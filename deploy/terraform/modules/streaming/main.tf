@@ -29,8 +29,9 @@ resource "aws_security_group" "msk" {
   tags        = var.tags
 }
 
+# Keyed by the caller's static labels: the group ids may be known only after apply.
 resource "aws_vpc_security_group_ingress_rule" "msk_iam_tls" {
-  for_each = local.is_kafka ? toset(var.client_security_group_ids) : toset([])
+  for_each = local.is_kafka ? var.client_security_groups : {}
 
   security_group_id            = aws_security_group.msk[0].id
   description                  = "Kafka clients, SASL/IAM over TLS"

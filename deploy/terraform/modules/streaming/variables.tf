@@ -44,10 +44,10 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups allowed to reach the brokers on the IAM/TLS port 9098."
-  type        = list(string)
-  default     = []
+variable "client_security_groups" {
+  description = "Security groups allowed to reach the brokers on the IAM/TLS port 9098, by a static label (the ids may be known only after apply)."
+  type        = map(string)
+  default     = {}
 }
 
 variable "kafka_version" {

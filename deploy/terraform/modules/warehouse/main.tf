@@ -12,6 +12,19 @@ locals {
   read_prefixes    = [var.clean_prefix, var.manifest_prefix]
   read_object_arns = [for prefix in local.read_prefixes : "${var.bucket_arn}/${prefix}*"]
   endpoint         = aws_redshiftserverless_workgroup.this.endpoint[0]
+  # The documented Redshift Serverless configuration parameters, with the service's
+  # defaults except require_ssl (on) and the caller's overrides.
+  workgroup_config_parameters = merge({
+    auto_mv                          = "true"
+    datestyle                        = "ISO, MDY"
+    enable_case_sensitive_identifier = "false"
+    enable_user_activity_logging     = "true"
+    max_query_execution_time         = "14400"
+    query_group                      = "default"
+    require_ssl                      = "true"
+    search_path                      = "$user, public"
+    use_fips_ssl                     = "false"
+  }, var.workgroup_config_parameters)
   # The loader connects with its own database user over TLS (sslmode=require; the
   # workgroup refuses anything else through require_ssl).
   loader_dsn = {
@@ -30,8 +43,9 @@ resource "aws_security_group" "warehouse" {
   tags        = var.tags
 }
 
+# Keyed by the caller's static labels: the group ids may be known only after apply.
 resource "aws_vpc_security_group_ingress_rule" "warehouse_sql" {
-  for_each = toset(var.client_security_group_ids)
+  for_each = var.client_security_groups
 
   security_group_id            = aws_security_group.warehouse.id
   description                  = "Redshift SQL (TLS required by the workgroup)"
@@ -122,14 +136,14 @@ resource "aws_redshiftserverless_workgroup" "this" {
   enhanced_vpc_routing = true
   tags                 = var.tags
 
-  config_parameter {
-    parameter_key   = "require_ssl"
-    parameter_value = "true"
-  }
-
-  config_parameter {
-    parameter_key   = "enable_user_activity_logging"
-    parameter_value = "true"
+  # Every documented parameter is set: the service returns all of them, so a partial
+  # set is a perpetual diff and an apply with nothing to change fails.
+  dynamic "config_parameter" {
+    for_each = local.workgroup_config_parameters
+    content {
+      parameter_key   = config_parameter.key
+      parameter_value = config_parameter.value
+    }
   }
 }
 
@@ -190,24 +204,27 @@ data "aws_iam_policy_document" "loader" {
 module "loader" {
   source = "../lambda"
 
-  function_name          = "${var.name}-warehouse-loader"
-  description            = "Sluice loader: COPY zone files into staging, MERGE on event_id"
-  handler                = "warehouse.lambda_function.lambda_handler"
-  package_path           = var.loader_package_path
-  memory_mb              = var.loader_memory_mb
-  timeout_seconds        = var.loader_timeout_seconds
-  reserved_concurrency   = var.loader_reserved_concurrency
+  function_name        = "${var.name}-warehouse-loader"
+  description          = "Sluice loader: COPY zone files into staging, MERGE on event_id"
+  handler              = "warehouse.lambda_function.lambda_handler"
+  package_path         = var.loader_package_path
+  memory_mb            = var.loader_memory_mb
+  timeout_seconds      = var.loader_timeout_seconds
+  reserved_concurrency = var.loader_reserved_concurrency
   environment = merge(var.loader_environment, local.loader_dsn, {
     SLUICE_WAREHOUSE_BACKEND  = "redshift"
     SLUICE_WAREHOUSE_IAM_ROLE = aws_iam_role.copy.arn
   })
   kms_key_arn            = var.kms_key_arn
   subnet_ids             = var.subnet_ids
-  security_group_ids     = var.client_security_group_ids
+  security_group_ids     = values(var.client_security_groups)
   policy_json            = data.aws_iam_policy_document.loader.json
   dead_letter_target_arn = aws_sqs_queue.loader_dlq.arn
   log_retention_days     = var.log_retention_days
   tags                   = var.tags
+
+  runtime      = var.lambda_platform.runtime
+  architecture = var.lambda_platform.architecture
 }
 
 resource "aws_lambda_function_event_invoke_config" "loader" {

@@ -31,9 +31,20 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups allowed to connect to the workgroup; the loader function runs in them."
-  type        = list(string)
+variable "client_security_groups" {
+  description = "Security groups allowed to connect to the workgroup, by a static label (the ids may be known only after apply); the loader function runs in them."
+  type        = map(string)
+}
+
+variable "workgroup_config_parameters" {
+  description = "Overrides of the workgroup's configuration parameters (keys: auto_mv, datestyle, enable_case_sensitive_identifier, enable_user_activity_logging, max_query_execution_time, query_group, require_ssl, search_path, use_fips_ssl)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for key in keys(var.workgroup_config_parameters) : contains(["auto_mv", "datestyle", "enable_case_sensitive_identifier", "enable_user_activity_logging", "max_query_execution_time", "query_group", "require_ssl", "search_path", "use_fips_ssl"], key)])
+    error_message = "Only the documented workgroup configuration parameters can be overridden."
+  }
 }
 
 variable "bucket_name" {
@@ -113,9 +124,9 @@ variable "loader_timeout_seconds" {
 }
 
 variable "loader_reserved_concurrency" {
-  description = "Reserved concurrent executions of the loader (bounds concurrent MERGEs)."
+  description = "Reserved concurrent executions of the loader (bounds concurrent MERGEs); null: unreserved (the account's pool)."
   type        = number
-  default     = 4
+  default     = null
 }
 
 variable "kms_key_arn" {
@@ -133,4 +144,16 @@ variable "tags" {
   description = "Tags applied to every resource of the module."
   type        = map(string)
   default     = {}
+}
+
+variable "lambda_platform" {
+  description = "Runtime and architecture of the function; must match how the artifact was built (`sluice package --python-version --arch`)."
+  type = object({
+    runtime      = string
+    architecture = string
+  })
+  default = {
+    runtime      = "python3.12"
+    architecture = "x86_64"
+  }
 }
