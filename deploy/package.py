@@ -2,9 +2,13 @@
 
 Each zip holds the first-party packages its handler imports (found by reading the
 imports, transitively) and, unless ``no_deps``, the third-party distributions they
-import, installed by pip for the Lambda platform (manylinux2014 x86_64 wheels only,
-CPython 3.11). The zip is reproducible: entries sorted, fixed timestamps and modes,
-so Terraform's ``source_code_hash`` changes only when the content does.
+import, installed by pip for the Lambda platform: CPython 3.12 or 3.13 on Amazon Linux
+2023 (glibc 2.34), so ``manylinux_2_28`` wheels, x86_64 or arm64. Every distribution is
+pinned to the version installed where ``sluice package`` runs (the environment
+``make test`` installs and tests), dependencies of dependencies included, and the
+versions pip put into the zip are checked against those pins. The zip is reproducible:
+entries sorted, fixed timestamps and modes, so Terraform's ``source_code_hash``
+changes only when the content does.
 
 Pure parts (which files, which requirements, size limits, the zip layout) are plain
 functions; pip runs behind a small callable so tests can replace it.
@@ -13,6 +17,7 @@ functions; pip runs behind a small callable so tests can replace it.
 from __future__ import annotations
 
 import ast
+import email.parser
 import importlib.metadata
 import logging
 import re
@@ -26,6 +31,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
+from packaging.requirements import Requirement
+
 from sluice.errors import ConfigurationError, FatalError
 
 logger = logging.getLogger(__name__)
@@ -36,8 +43,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UNZIPPED_LIMIT_BYTES = 262_144_000  # 250 MB: function code and layers, unzipped
 DIRECT_UPLOAD_LIMIT_BYTES = 52_428_800  # 50 MB: zip uploaded directly, not through S3
 
-LAMBDA_PLATFORM = "manylinux2014_x86_64"
-LAMBDA_PYTHON_VERSION = "3.11"
+# Amazon Linux 2023 runtimes (python3.12, python3.13) ship glibc 2.34.
+LAMBDA_PYTHON_VERSION = "3.12"
+LAMBDA_PYTHON_VERSIONS = ("3.12", "3.13")
+MANYLINUX = "manylinux_2_28"
 
 # Every first-party top-level package (the ones pyproject's setuptools finds).
 FIRST_PARTY = frozenset(
@@ -66,6 +75,39 @@ class PackageError(FatalError):
     """An artifact cannot be built (missing handler, pip failure, size over the limit)."""
 
     default_code = "package_error"
+
+
+class Architecture(StrEnum):
+    """Instruction set of a function (Terraform ``lambda_architecture``)."""
+
+    X86_64 = "x86_64"
+    ARM64 = "arm64"
+
+    @property
+    def machine(self) -> str:
+        """``platform_machine`` of the Lambda host (``aarch64`` for arm64)."""
+        return "aarch64" if self is Architecture.ARM64 else "x86_64"
+
+    @property
+    def platform(self) -> str:
+        """The newest wheel platform tag the runtime takes (``manylinux_2_28_x86_64``)."""
+        return f"{MANYLINUX}_{self.machine}"
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """Every manylinux tag the runtime takes, newest first (pip's ``--platform``).
+
+        pip does not expand ``manylinux_2_28`` to the older tags, so they are listed:
+        glibc 2.28 down to 2.17 (2.5 on x86_64) and the legacy aliases.
+        """
+        oldest = 5 if self is Architecture.X86_64 else 17
+        tags = [f"manylinux_2_{minor}_{self.machine}" for minor in range(28, oldest - 1, -1)]
+        legacy = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
+        tags += [f"{alias}_{self.machine}" for alias, minor in legacy.items() if minor >= oldest]
+        return tuple(tags)
+
+
+LAMBDA_PLATFORM = Architecture.X86_64.platform
 
 
 class FunctionName(StrEnum):
@@ -117,6 +159,9 @@ class PackageResult:
     packages: tuple[str, ...]
     requirements: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
+    python_version: str = LAMBDA_PYTHON_VERSION
+    architecture: Architecture = Architecture.X86_64
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         """A JSON-ready description (``sluice package --json``)."""
@@ -129,6 +174,9 @@ class PackageResult:
             "packages": list(self.packages),
             "requirements": list(self.requirements),
             "warnings": list(self.warnings),
+            "python_version": self.python_version,
+            "architecture": self.architecture.value,
+            "versions": dict(self.versions),
         }
 
 
@@ -297,15 +345,96 @@ def select_requirements(
     return selected, undeclared
 
 
+def marker_environment(python_version: str, architecture: Architecture) -> dict[str, str]:
+    """PEP 508 marker values of the Lambda runtime (CPython on Linux)."""
+    full = python_version if python_version.count(".") == 2 else f"{python_version}.0"
+    return {
+        "python_version": ".".join(python_version.split(".")[:2]),
+        "python_full_version": full,
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "platform_python_implementation": "CPython",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_system": "Linux",
+        "platform_machine": architecture.machine,
+    }
+
+
+DistributionLookup = Callable[[str], importlib.metadata.Distribution]
+
+
+def pinned_requirements(
+    requirements: Iterable[str],
+    environment: Mapping[str, str],
+    distribution: DistributionLookup = importlib.metadata.distribution,
+) -> tuple[dict[str, str], list[str]]:
+    """Pin ``requirements`` and everything they need to the versions installed here.
+
+    Dependencies are followed through the installed metadata with the Lambda runtime's
+    markers (``environment``) and the extras asked for. Returns normalised name ->
+    installed version, and the requirements the Lambda runtime needs that are not
+    installed here (a marker true on Lambda but false on this interpreter); those are
+    left to pip and reported.
+    """
+    pins: dict[str, str] = {}
+    missing: list[str] = []
+    seen: set[tuple[str, frozenset[str]]] = set()
+    pending = [Requirement(text) for text in requirements]
+    while pending:
+        requirement = pending.pop()
+        name = normalise_name(requirement.name)
+        extras = frozenset(requirement.extras)
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        try:
+            dist = distribution(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(str(requirement))
+            continue
+        pins[name] = dist.version
+        for text in dist.requires or ():
+            child = Requirement(text)
+            if child.marker is None or any(
+                child.marker.evaluate({**environment, "extra": extra}) for extra in (extras or {""})
+            ):
+                pending.append(child)
+    return dict(sorted(pins.items())), sorted(missing)
+
+
+def installed_versions(target: Path) -> dict[str, str]:
+    """Normalised name -> version of every distribution pip installed into ``target``."""
+    versions: dict[str, str] = {}
+    for metadata in sorted(target.glob("*.dist-info/METADATA")):
+        headers = email.parser.HeaderParser().parsestr(metadata.read_text(encoding="utf-8"))
+        if headers["Name"] and headers["Version"]:
+            versions[normalise_name(headers["Name"])] = headers["Version"]
+    return versions
+
+
+def version_mismatches(pins: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:
+    """Pinned distributions whose version in the artifact differs (or that are absent)."""
+    return [
+        f"{name}: tested {version}, artifact {installed.get(name, 'absent')}"
+        for name, version in sorted(pins.items())
+        if installed.get(name) != version
+    ]
+
+
 def pip_install_command(
     requirements: Sequence[str],
     target: Path,
     *,
     python: str = sys.executable,
-    platform: str = LAMBDA_PLATFORM,
+    platforms: Sequence[str] = Architecture.X86_64.platforms,
     python_version: str = LAMBDA_PYTHON_VERSION,
 ) -> list[str]:
-    """The pip command installing ``requirements`` for the Lambda platform into ``target``."""
+    """The pip command installing ``requirements`` for the Lambda platform into ``target``.
+
+    ``--platform manylinux_2_28_<arch>`` also accepts the older manylinux tags (pip
+    expands it), never a newer glibc than the runtime has.
+    """
     return [
         python,
         "-m",
@@ -316,8 +445,7 @@ def pip_install_command(
         "--no-compile",
         "--target",
         str(target),
-        "--platform",
-        platform,
+        *(option for platform in platforms for option in ("--platform", platform)),
         "--implementation",
         "cp",
         "--python-version",
@@ -406,8 +534,7 @@ def run_pip(command: list[str]) -> None:
     if completed.returncode != 0:
         tail = "\n".join((completed.stderr or completed.stdout).strip().splitlines()[-15:])
         raise PackageError(
-            f"pip could not install the Lambda dependencies ({LAMBDA_PLATFORM} wheels only):\n"
-            f"{tail}",
+            f"pip could not install the Lambda dependencies ({MANYLINUX} wheels only):\n{tail}",
             code="pip_failed",
         )
 
@@ -420,10 +547,16 @@ def build(
     root: Path = PROJECT_ROOT,
     pip: PipRunner = run_pip,
     python_version: str = LAMBDA_PYTHON_VERSION,
-    platform: str = LAMBDA_PLATFORM,
+    architecture: Architecture = Architecture.X86_64,
     module_map: Mapping[str, Sequence[str]] | None = None,
+    distribution: DistributionLookup = importlib.metadata.distribution,
 ) -> PackageResult:
-    """Build ``out_dir/sluice-<function>.zip`` and return what it holds."""
+    """Build ``out_dir/sluice-<function>.zip`` and return what it holds.
+
+    Raises:
+        PackageError: the handler is missing, pip fails, a version in the artifact
+            differs from the one installed here, or the artifact is over the limit.
+    """
     spec = FUNCTIONS[function]
     handler_file = root / Path(*spec.handler_module.split(".")).with_suffix(".py")
     if not handler_file.is_file():
@@ -453,16 +586,43 @@ def build(
     ]
     if undeclared:
         logger.debug("%s: installed through other requirements: %s", function, undeclared)
+    pins: dict[str, str] = {}
+    versions: dict[str, str] = {}
+    if not no_deps and requirements:
+        pins, unpinned = pinned_requirements(
+            requirements, marker_environment(python_version, architecture), distribution
+        )
+        warnings += [
+            f"{function.value}: {text} is needed on Python {python_version} but not installed "
+            "here, so its version is pip's choice, not a tested one"
+            for text in unpinned
+        ]
 
     with tempfile.TemporaryDirectory(prefix=f"sluice-package-{function.value}-") as tmp:
         dependencies = Path(tmp) / "dependencies"
         dependencies.mkdir()
-        if not no_deps and requirements:
+        if pins:
             pip(
                 pip_install_command(
-                    requirements, dependencies, python_version=python_version, platform=platform
+                    [f"{name}=={version}" for name, version in pins.items()]
+                    + [
+                        text
+                        for text in requirements
+                        if normalise_name(Requirement(text).name) not in pins
+                    ],
+                    dependencies,
+                    python_version=python_version,
+                    platforms=architecture.platforms,
                 )
             )
+            versions = installed_versions(dependencies)
+            mismatches = version_mismatches(pins, versions)
+            if mismatches:
+                raise PackageError(
+                    f"{function.value}: the artifact would not run the tested versions: "
+                    + "; ".join(mismatches),
+                    code="version_mismatch",
+                )
         sources = [(root / package, package) for package in sorted(packages)]
         # First-party code wins over anything pip put at the same path.
         files = collect_files([*sources, (dependencies, "")])
@@ -481,8 +641,11 @@ def build(
         unzipped_bytes=unzipped,
         zipped_bytes=zipped,
         packages=tuple(sorted(packages)),
-        requirements=tuple(requirements) if not no_deps else (),
+        requirements=tuple(f"{name}=={version}" for name, version in pins.items()),
         warnings=tuple(warnings),
+        python_version=python_version,
+        architecture=architecture,
+        versions=versions,
     )
 
 
@@ -509,6 +672,7 @@ __all__ = [
     "DIRECT_UPLOAD_LIMIT_BYTES",
     "FUNCTIONS",
     "UNZIPPED_LIMIT_BYTES",
+    "Architecture",
     "FunctionName",
     "FunctionSpec",
     "PackageError",
@@ -520,10 +684,14 @@ __all__ = [
     "defines",
     "distributions_for",
     "imported_modules",
+    "installed_versions",
     "is_shipped",
+    "marker_environment",
     "package_closure",
+    "pinned_requirements",
     "pip_install_command",
     "select_requirements",
     "selected_functions",
+    "version_mismatches",
     "write_zip",
 ]

@@ -493,10 +493,15 @@ def create_app(
     """
     settings = settings or ApiSettings()
     streams = stream_settings or StreamSettings()
-    keys = key_store if key_store is not None else KeyStore.from_settings(settings)
+    if key_store is None:
+        from ingest_api.factory import create_key_store
+
+        key_store = create_key_store(settings)
+    keys = key_store
     if not len(keys):
         logger.warning(
-            "no API keys configured (SLUICE_API_KEY, SLUICE_API_KEYS_FILE, SLUICE_API_KEYS_JSON):"
+            "no API keys configured (SLUICE_API_KEY, SLUICE_API_KEYS_FILE, SLUICE_API_KEYS_JSON,"
+            " SLUICE_API_KEYS_SSM_PATH):"
             " every event request will be answered 401"
         )
     metrics = ApiMetrics()

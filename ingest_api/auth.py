@@ -9,6 +9,12 @@ A presented key is found by its ``key_id`` and checked with
 :func:`hmac.compare_digest` on the hashes (constant time). The local key
 (``SLUICE_API_KEY``, written by ``sluice stack up``) may be any string; it may send
 every tenant and every event type.
+
+Where the records live is a :class:`KeySource`: Parameter Store on AWS
+(:mod:`ingest_api.keys_ssm`, one SecureString per key under
+``SLUICE_API_KEYS_SSM_PATH``) or memory in tests. :class:`RefreshingKeyStore` reads a
+source at most once per ``SLUICE_API_KEYS_TTL_S`` per process (per Lambda container), so
+a key created or revoked there takes effect within that time, without a redeploy.
 """
 
 from __future__ import annotations
@@ -16,17 +22,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest_api.config import ApiSettings
-from ingest_api.exceptions import KeyStoreError
+from ingest_api.exceptions import KeySourceUnavailable, KeyStoreError
 from sluice.config import EventType
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "slk_"
 HASH_PREFIX = "sha256:"
@@ -181,24 +192,10 @@ class KeyStore:
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> KeyStore:
         """Records from ``SLUICE_API_KEYS_FILE`` and ``SLUICE_API_KEYS_JSON``, plus the
-        local key ``SLUICE_API_KEY``."""
-        records: list[ApiKeyRecord] = []
-        if settings.api_keys_file is not None:
-            path = Path(settings.api_keys_file)
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise KeyStoreError(f"cannot read keys file {path}: {exc}") from exc
-            records += parse_key_records(data, source=str(path))
-        if settings.api_keys_json is not None:
-            try:
-                data = json.loads(settings.api_keys_json.get_secret_value())
-            except ValueError as exc:
-                raise KeyStoreError(f"SLUICE_API_KEYS_JSON is not JSON: {exc}") from exc
-            records += parse_key_records(data, source="SLUICE_API_KEYS_JSON")
+        local key ``SLUICE_API_KEY`` (Parameter Store: ``factory.create_key_store``)."""
         local = settings.api_key.get_secret_value() if settings.api_key else None
         return cls(
-            records,
+            static_records(settings),
             local_key=local,
             default_rate_limit=settings.api_default_rate_limit,
             local_rate_limit=settings.api_local_key_rate_limit,
@@ -219,6 +216,182 @@ class KeyStore:
         if self._local is not None and hmac.compare_digest(self._local[0], digest):
             found = self._local[1]
         return found
+
+
+def static_records(settings: ApiSettings) -> list[ApiKeyRecord]:
+    """Records from ``SLUICE_API_KEYS_FILE`` and ``SLUICE_API_KEYS_JSON`` (read once)."""
+    records: list[ApiKeyRecord] = []
+    if settings.api_keys_file is not None:
+        path = Path(settings.api_keys_file)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(f"cannot read keys file {path}: {exc}") from exc
+        records += parse_key_records(data, source=str(path))
+    if settings.api_keys_json is not None:
+        try:
+            data = json.loads(settings.api_keys_json.get_secret_value())
+        except ValueError as exc:
+            raise KeyStoreError(f"SLUICE_API_KEYS_JSON is not JSON: {exc}") from exc
+        records += parse_key_records(data, source="SLUICE_API_KEYS_JSON")
+    return records
+
+
+# --- Where the records are stored --------------------------------------------------------
+
+
+@runtime_checkable
+class KeySource(Protocol):
+    """A store of hashed key records, one per ``key_id`` (the I/O boundary of the keys)."""
+
+    name: str
+
+    def load(self) -> list[ApiKeyRecord]:
+        """Every valid stored record (an invalid one is logged and left out).
+
+        Raises:
+            KeySourceUnavailable: the store cannot be read now.
+        """
+        ...
+
+    def put(self, record: ApiKeyRecord) -> None:
+        """Store a new record.
+
+        Raises:
+            KeyStoreError: a record with this ``key_id`` exists (``code``
+                ``key_exists``), or the store cannot be written.
+        """
+        ...
+
+    def delete(self, key_id: str) -> bool:
+        """Remove the record of ``key_id`` (revocation); False when there was none."""
+        ...
+
+
+class MemoryKeySource:
+    """Records in a dict (tests, and the contract every source follows)."""
+
+    name = "memory"
+
+    def __init__(self, records: Iterable[ApiKeyRecord] = ()) -> None:
+        self._records = {record.key_id: record for record in records}
+        self.loads = 0
+
+    def load(self) -> list[ApiKeyRecord]:
+        """Every stored record, by ``key_id``."""
+        self.loads += 1
+        return [self._records[key_id] for key_id in sorted(self._records)]
+
+    def put(self, record: ApiKeyRecord) -> None:
+        """Store a new record; an existing ``key_id`` is refused."""
+        if record.key_id in self._records:
+            raise KeyStoreError(f"key {record.key_id!r} exists", code="key_exists")
+        self._records[record.key_id] = record
+
+    def delete(self, key_id: str) -> bool:
+        """Remove the record of ``key_id``."""
+        return self._records.pop(key_id, None) is not None
+
+
+class RefreshingKeyStore(KeyStore):
+    """A :class:`KeyStore` over a :class:`KeySource`, re-read at most once per ``ttl_s``.
+
+    The first request reads the source (never the constructor). When a refresh fails,
+    the last records stay in use for up to ``stale_factor`` TTLs and the source is
+    asked again after ``retry_s``; past that (or when the first read fails) requests
+    get :class:`KeySourceUnavailable` (503) rather than accept keys that may have been
+    revoked.
+
+    Args:
+        source: where the records are.
+        ttl_s: how long one read is used.
+        static: records from the file/JSON settings, always valid.
+        local_key, default_rate_limit, local_rate_limit: as for :class:`KeyStore`.
+        clock: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        source: KeySource,
+        *,
+        ttl_s: float,
+        static: Iterable[ApiKeyRecord] = (),
+        local_key: str | None = None,
+        default_rate_limit: float | None = None,
+        local_rate_limit: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        stale_factor: float = 3.0,
+        retry_s: float = 1.0,
+    ) -> None:
+        super().__init__(
+            static,
+            local_key=local_key,
+            default_rate_limit=default_rate_limit,
+            local_rate_limit=local_rate_limit,
+        )
+        self._source = source
+        self._ttl_s = ttl_s
+        self._static = tuple(static)
+        self._local_key = local_key
+        self._default_rate_limit = default_rate_limit
+        self._local_rate_limit = local_rate_limit
+        self._clock = clock
+        self._stale_s = ttl_s * stale_factor
+        self._retry_s = retry_s
+        self._lock = threading.Lock()
+        self._store: KeyStore | None = None
+        self._loaded_at = 0.0
+        self._next_try = 0.0
+
+    def __len__(self) -> int:
+        """Keys known now; before the first read the source counts as one."""
+        if self._store is None:
+            return super().__len__() + 1
+        return len(self._store)
+
+    def _build(self, records: Iterable[ApiKeyRecord]) -> KeyStore:
+        return KeyStore(
+            [*self._static, *records],
+            local_key=self._local_key,
+            default_rate_limit=self._default_rate_limit,
+            local_rate_limit=self._local_rate_limit,
+        )
+
+    def current(self) -> KeyStore:
+        """The key store, re-read from the source when the TTL has passed."""
+        now = self._clock()
+        with self._lock:
+            fresh = self._store is not None and now - self._loaded_at < self._ttl_s
+            if fresh or (self._store is not None and now < self._next_try):
+                return self._checked(now)
+            try:
+                self._store = self._build(self._source.load())
+            except KeySourceUnavailable as exc:
+                self._next_try = now + self._retry_s
+                if self._store is None:
+                    raise
+                logger.warning(
+                    "API keys: %s could not be read (%s); keeping the records read %.0f s ago",
+                    self._source.name,
+                    exc.code,
+                    now - self._loaded_at,
+                )
+                return self._checked(now)
+            self._loaded_at = now
+            return self._store
+
+    def _checked(self, now: float) -> KeyStore:
+        assert self._store is not None
+        if now - self._loaded_at > self._stale_s:
+            raise KeySourceUnavailable(
+                f"the API keys could not be read for {now - self._loaded_at:.0f} s",
+                retry_after=max(1, int(self._retry_s)),
+            )
+        return self._store
+
+    def authenticate(self, presented: str) -> Principal | None:
+        """The principal of ``presented`` in the current records, or ``None``."""
+        return self.current().authenticate(presented)
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:

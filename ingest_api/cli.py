@@ -39,8 +39,24 @@ def register(subparsers: Any) -> None:
     )
     create.add_argument("--key-id", help="key id (default: random)")
     create.add_argument("--rate-limit", type=float, help="requests per second for this key")
+    create.add_argument(
+        "--store",
+        choices=["none", "ssm"],
+        default="none",
+        help="ssm: store the record in Parameter Store under SLUICE_API_KEYS_SSM_PATH "
+        "(the API reads it within SLUICE_API_KEYS_TTL_S); none: only print it",
+    )
     create.add_argument("--json", action="store_true", help="print one JSON object")
     create.set_defaults(handler=run_keys_create)
+
+    revoke = keys_sub.add_parser(
+        "revoke", help="delete a key's record from Parameter Store (refused within the TTL)"
+    )
+    revoke.add_argument("key_id", help="the key id (slk_<key_id>_...)")
+    revoke.set_defaults(handler=run_keys_revoke)
+
+    listing = keys_sub.add_parser("list", help="the key records in Parameter Store (no secrets)")
+    listing.set_defaults(handler=run_keys_list)
 
     spec = api_sub.add_parser("openapi", help="print the OpenAPI document (JSON)")
     spec.set_defaults(handler=run_openapi)
@@ -63,18 +79,52 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ssm_source() -> Any:
+    from ingest_api.keys_ssm import SsmKeySource
+
+    return SsmKeySource.from_settings(ApiSettings())
+
+
 def run_keys_create(args: argparse.Namespace) -> int:
-    """Make a key; the secret is printed here only (it is not stored anywhere)."""
+    """Make a key; the secret is printed here only (only its hash is ever stored)."""
     from ingest_api.auth import generate_key
 
     new = generate_key(args.tenant, args.types, key_id=args.key_id, rate_limit=args.rate_limit)
     record = new.record.model_dump(mode="json")
+    where = None
+    if args.store == "ssm":
+        source = _ssm_source()
+        source.put(new.record)
+        where = source.parameter_name(new.record.key_id)
     if args.json:
-        print(json.dumps({"key": new.key, "record": record}))
+        print(json.dumps({"key": new.key, "record": record, "stored": where}))
         return 0
     print(f"API key (shown once, give it to the client): {new.key}")
-    print("Record to add to SLUICE_API_KEYS_FILE / SLUICE_API_KEYS_JSON:")
+    if where is not None:
+        print(f"Record stored in Parameter Store as {where} (SecureString):")
+    else:
+        print("Record to add to SLUICE_API_KEYS_FILE / SLUICE_API_KEYS_JSON:")
     print(json.dumps(record, indent=2))
+    return 0
+
+
+def run_keys_revoke(args: argparse.Namespace) -> int:
+    """Delete a key's record; exit 1 when there was none."""
+    settings = ApiSettings()
+    if not _ssm_source().delete(args.key_id):
+        print(f"no key {args.key_id!r} under {settings.api_keys_ssm_path}", file=sys.stderr)
+        return 1
+    print(
+        f"revoked {args.key_id}: refused by every API process within "
+        f"{settings.api_keys_ttl_s:g} s (SLUICE_API_KEYS_TTL_S)"
+    )
+    return 0
+
+
+def run_keys_list(args: argparse.Namespace) -> int:
+    """Print the stored records (hashes, tenants, types; never keys) as JSON lines."""
+    for record in _ssm_source().load():
+        print(record.model_dump_json())
     return 0
 
 

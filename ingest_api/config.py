@@ -21,9 +21,10 @@ class ApiSettings(SluiceSettings):
 
     ``api_key`` is the *local* key written by ``sluice stack up`` as ``SLUICE_API_KEY``:
     it may send every tenant and every event type and is not rate limited unless
-    ``api_local_key_rate_limit`` is set. Production keys come from ``api_keys_file``
-    (a JSON file) and/or ``api_keys_json`` (the same JSON in a variable); only their
-    SHA-256 hashes are stored (see ``docs/api.md``).
+    ``api_local_key_rate_limit`` is set. Production keys come from Parameter Store
+    (``api_keys_ssm_path``, re-read every ``api_keys_ttl_s``), ``api_keys_file`` (a JSON
+    file) and/or ``api_keys_json`` (the same JSON in a variable); only their SHA-256
+    hashes are stored (see ``docs/api.md``).
     """
 
     api_host: str = Field(default="127.0.0.1", description="Address `sluice api serve` binds.")
@@ -54,6 +55,27 @@ class ApiSettings(SluiceSettings):
     api_keys_file: Path | None = Field(default=None, description="JSON file of hashed key records.")
     api_keys_json: SecretStr | None = Field(
         default=None, description="JSON of hashed key records, inline."
+    )
+    api_keys_ssm_path: str | None = Field(
+        default=None,
+        pattern=r"^/(?:[A-Za-z0-9_.-]+/)+$",
+        description=(
+            "Parameter Store path of the key records (one SecureString per key, e.g. "
+            "/sluice-prod/api-keys/), written by `sluice api keys create --store ssm`."
+        ),
+    )
+    api_keys_ssm_kms_key: str | None = Field(
+        default=None,
+        description="KMS key (id, ARN or alias) encrypting new key records (aws/ssm when unset).",
+    )
+    api_keys_ttl_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds a process uses the key records it read from Parameter Store: the "
+            "longest a created or revoked key waits to take effect."
+        ),
     )
     api_default_rate_limit: float | None = Field(
         default=100.0, gt=0, description="Requests/s for a key record without its own rate_limit."

@@ -127,6 +127,13 @@ class KeyStoreError(FatalError):
     default_code: ClassVar[str] = "key_store_error"
 
 
+class KeySourceUnavailable(ApiError, RetryableError):
+    """The API key records cannot be read (Parameter Store unreachable): 503."""
+
+    status: ClassVar[int] = 503
+    default_code: ClassVar[str] = "key_source_unavailable"
+
+
 class AcceptedLogError(RetryableError):
     """The accepted-events log could not be written (the events stay accepted).
 

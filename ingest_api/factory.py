@@ -1,4 +1,5 @@
-"""Builds the accepted-events log the settings choose (``SLUICE_API_ACCEPTED_LOG``).
+"""Builds the accepted-events log (``SLUICE_API_ACCEPTED_LOG``) and the key store
+(``SLUICE_API_KEYS_*``) the settings choose.
 
 Backends are imported only when chosen. Every misconfiguration is refused here, when
 the app is built (at startup), never on a request.
@@ -6,6 +7,7 @@ the app is built (at startup), never on a request.
 
 from __future__ import annotations
 
+from ingest_api.auth import KeyStore, RefreshingKeyStore, static_records
 from ingest_api.base import AcceptedLog, NoAcceptedLog
 from ingest_api.config import ApiSettings
 from ingest_api.exceptions import AcceptedLogError
@@ -51,4 +53,22 @@ def create_accepted_log(settings: ApiSettings) -> AcceptedLog:
         return logger_log
     raise ConfigurationError(  # pragma: no cover - the settings type allows nothing else
         f"unknown accepted log {kind!r}; use none, file or log", code="accepted_log_unknown"
+    )
+
+
+def create_key_store(settings: ApiSettings) -> KeyStore:
+    """The API keys: the file/JSON records and the local key, plus, with
+    ``SLUICE_API_KEYS_SSM_PATH``, the records in Parameter Store, re-read at most every
+    ``SLUICE_API_KEYS_TTL_S`` seconds (no AWS call is made here)."""
+    if settings.api_keys_ssm_path is None:
+        return KeyStore.from_settings(settings)
+    from ingest_api.keys_ssm import SsmKeySource
+
+    return RefreshingKeyStore(
+        SsmKeySource.from_settings(settings),
+        ttl_s=settings.api_keys_ttl_s,
+        static=static_records(settings),
+        local_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        default_rate_limit=settings.api_default_rate_limit,
+        local_rate_limit=settings.api_local_key_rate_limit,
     )

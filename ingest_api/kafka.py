@@ -1,4 +1,10 @@
-"""Readiness of Kafka: a metadata request (``list_topics``) with a short timeout."""
+"""Readiness of Kafka: a metadata request (``list_topics``) with a short timeout.
+
+With ``SASL_SSL``/``OAUTHBEARER`` (MSK IAM) librdkafka asks for a token through the
+``oauth_cb`` callback, and callbacks of an AdminClient run only inside its ``poll()``:
+an AdminClient that is never polled waits for its first token (and later for each
+refresh) until the request times out. The probe polls before every request.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +47,9 @@ class KafkaProbe:
         from confluent_kafka import KafkaException
 
         try:
-            metadata = self._client().list_topics(timeout=timeout)
+            admin = self._client()
+            admin.poll(0)  # serves oauth_cb: the first token and every refresh
+            metadata = admin.list_topics(timeout=timeout)
         except KafkaException as exc:
             logger.info("kafka readiness: %s", exc)
             return Readiness(False, self.backend, f"broker did not answer: {exc.args[0]}")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from deploy.topics import apply_topics
 from sluice.config import AwsSettings, KafkaSettings
 from sluice.errors import FatalError, RetryableError
 
@@ -14,32 +15,9 @@ _log = logging.getLogger(__name__)
 
 
 def ensure_topics(kafka: KafkaSettings, names: Iterable[str], partitions: int) -> list[str]:
-    """Create missing Kafka topics; returns the names that were created."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    admin = AdminClient(kafka.client_config())
-    existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [n for n in names if n not in existing]
-    if not wanted:
-        return []
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted],
-        operation_timeout=10,
-    )
-    created: list[str] = []
-    for name, future in futures.items():
-        try:
-            future.result(timeout=15)
-            created.append(name)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                continue
-            raise FatalError(
-                f"could not create topic {name}: {error.str()}", code=error.name()
-            ) from exc
-    return created
+    """Create missing Kafka topics (``sluice topics apply``); returns the names created."""
+    report = apply_topics(kafka, names, partitions=partitions, replication_factor=1)
+    return list(report.created)
 
 
 def ensure_streams(
@@ -103,6 +81,27 @@ def ensure_bucket(aws: AwsSettings, bucket: str, client: Any = None) -> bool:
     except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         return False
     return True
+
+
+def ensure_key_path(aws: AwsSettings, path: str, client: Any = None) -> int:
+    """Check that Parameter Store answers for the API key path; returns the records there.
+
+    Parameter Store has no folders to create: a path exists once a parameter is put
+    under it (`sluice api keys create --store ssm`). Reading it here makes a stand-in
+    without SSM fail at `sluice stack up`, not at the first request.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    ssm = client or aws.client("ssm")
+    try:
+        pages = ssm.get_paginator("get_parameters_by_path").paginate(
+            Path=path.rstrip("/"), Recursive=False, WithDecryption=True
+        )
+        return sum(len(page["Parameters"]) for page in pages)
+    except (ClientError, BotoCoreError) as exc:
+        raise RetryableError(
+            f"Parameter Store does not answer for {path}: {exc}", code="ssm_unavailable"
+        ) from exc
 
 
 def ensure_warehouse() -> None:

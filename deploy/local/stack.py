@@ -33,6 +33,7 @@ from sluice.config import AwsSettings, KafkaSettings, StreamSettings, ZoneSettin
 _log = logging.getLogger(__name__)
 
 LOCAL_AWS_KEY = "local"  # moto accepts any credentials; these are not secrets
+LOCAL_KEYS_PATH = "/sluice-local/api-keys/"
 PORT_SETTINGS = {
     ServiceName.KAFKA: "SLUICE_STACK_KAFKA_PORT",
     ServiceName.AWS: "SLUICE_STACK_AWS_PORT",
@@ -245,6 +246,9 @@ def _stack_env(settings: StackSettings, eps: dict[ServiceName, str]) -> dict[str
         "SLUICE_API_KEY": previous.get("SLUICE_API_KEY") or "sk_local_" + secrets.token_urlsafe(24),
         "SLUICE_PII_HMAC_KEY": previous.get("SLUICE_PII_HMAC_KEY") or secrets.token_hex(32),
         "SLUICE_S3_BUCKET": previous.get("SLUICE_S3_BUCKET") or ZoneSettings().s3_bucket,
+        # API key records in Parameter Store (moto), as on AWS: `sluice api keys create
+        # --store ssm` writes them, the API re-reads them every SLUICE_API_KEYS_TTL_S.
+        "SLUICE_API_KEYS_SSM_PATH": previous.get("SLUICE_API_KEYS_SSM_PATH") or LOCAL_KEYS_PATH,
         "SLUICE_STACK_DIR": str(settings.stack_dir),
     }
     # Keep any other SLUICE_* values an operator added by hand.
@@ -288,6 +292,7 @@ def _provision(
                 aws, streams.all_names(), settings.stack_kinesis_shards
             )
         ]
+        provision.ensure_key_path(aws, env["SLUICE_API_KEYS_SSM_PATH"])
         bucket = ZoneSettings().s3_bucket
         if provision.ensure_bucket(aws, bucket):
             created.append(f"bucket {bucket}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -148,8 +149,9 @@ def test_pip_command_targets_the_lambda_platform(tmp_path: Path) -> None:
     command = package.pip_install_command(["fastapi>=0.110"], tmp_path, python="py")
     assert command[:4] == ["py", "-m", "pip", "install"]
     assert command[command.index("--target") + 1] == str(tmp_path)
-    assert command[command.index("--platform") + 1] == "manylinux2014_x86_64"
-    assert command[command.index("--python-version") + 1] == "3.11"
+    assert command[command.index("--platform") + 1] == "manylinux_2_28_x86_64"
+    assert "manylinux2014_x86_64" in command
+    assert command[command.index("--python-version") + 1] == "3.12"
     assert "--only-binary=:all:" in command
     assert command[-1] == "fastapi>=0.110"
 
@@ -221,22 +223,141 @@ def test_selected_functions() -> None:
 # --- build with a fake pip -----------------------------------------------------------
 
 
+class FakeDistribution:
+    """What ``pinned_requirements`` reads of an installed distribution."""
+
+    def __init__(self, version: str, requires: list[str] | None = None) -> None:
+        self.version = version
+        self.requires = requires
+
+
+INSTALLED = {
+    "fastapi": FakeDistribution("0.115.0", ["starlette<0.39,>=0.37", "pydantic>=2"]),
+    "starlette": FakeDistribution("0.38.6", ['typing-extensions; python_version < "3.10"']),
+    "pydantic": FakeDistribution("2.9.2", ["pydantic-core==2.23.4"]),
+    "pydantic-core": FakeDistribution("2.23.4"),
+    "pydantic-settings": FakeDistribution("2.5.2", ["pydantic>=2"]),
+    "psycopg": FakeDistribution(
+        "3.2.3",
+        [
+            'psycopg-binary==3.2.3; implementation_name != "pypy" and extra == "binary"',
+            'psycopg-c==3.2.3; extra == "c"',
+            'tzdata; sys_platform == "win32"',
+        ],
+    ),
+    "psycopg-binary": FakeDistribution("3.2.3"),
+    "uvloop": FakeDistribution("0.21.0"),
+}
+
+
+def fake_distribution(name: str) -> FakeDistribution:
+    try:
+        return INSTALLED[package.normalise_name(name)]
+    except KeyError:
+        raise importlib.metadata.PackageNotFoundError(name) from None
+
+
+def _dist_info(target: Path, name: str, version: str) -> None:
+    _write(
+        target / f"{name.replace('-', '_')}-{version}.dist-info" / "METADATA",
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nbody\n",
+    )
+
+
+def test_pins_follow_dependencies_with_the_lambda_markers_and_extras() -> None:
+    environment = package.marker_environment("3.12", package.Architecture.ARM64)
+    assert environment["platform_machine"] == "aarch64"
+    pins, missing = package.pinned_requirements(
+        ["fastapi>=0.110", "psycopg[binary]>=3.1", 'uvloop; sys_platform == "win32"'],
+        environment,
+        fake_distribution,
+    )
+    # typing-extensions (python < 3.10), psycopg-c (extra c), tzdata (win32) are not needed.
+    assert pins == {
+        "fastapi": "0.115.0",
+        "psycopg": "3.2.3",
+        "psycopg-binary": "3.2.3",
+        "pydantic": "2.9.2",
+        "pydantic-core": "2.23.4",
+        "starlette": "0.38.6",
+        "uvloop": "0.21.0",
+    }
+    assert missing == []
+    _pins, missing = package.pinned_requirements(
+        ['backports-zoneinfo; python_version < "3.13"'], environment, fake_distribution
+    )
+    assert missing == ['backports-zoneinfo; python_version < "3.13"']
+
+
+def test_installed_versions_and_mismatches(tmp_path: Path) -> None:
+    _dist_info(tmp_path, "Pydantic_Core", "2.23.4")
+    _dist_info(tmp_path, "fastapi", "0.115.1")
+    installed = package.installed_versions(tmp_path)
+    assert installed == {"pydantic-core": "2.23.4", "fastapi": "0.115.1"}
+    assert package.version_mismatches(
+        {"pydantic-core": "2.23.4", "fastapi": "0.115.0", "starlette": "0.38.6"}, installed
+    ) == ["fastapi: tested 0.115.0, artifact 0.115.1", "starlette: tested 0.38.6, artifact absent"]
+
+
+def test_build_refuses_an_artifact_with_an_untested_version(project: Path, tmp_path: Path) -> None:
+    def drifting_pip(command: list[str]) -> None:
+        target = Path(command[command.index("--target") + 1])
+        for pin in command[command.index("--upgrade") + 1 :]:
+            name, _, version = pin.partition("==")
+            _dist_info(target, name, "0.0.1" if name == "starlette" else version)
+
+    with pytest.raises(
+        PackageError, match=r"starlette: tested 0\.38\.6, artifact 0\.0\.1"
+    ) as caught:
+        package.build(
+            FunctionName.API,
+            tmp_path,
+            root=project,
+            pip=drifting_pip,
+            module_map=MODULE_MAP,
+            distribution=fake_distribution,
+        )
+    assert caught.value.code == "version_mismatch"
+    assert not (tmp_path / "sluice-api.zip").exists()
+
+
 def test_build_installs_declared_requirements_for_lambda(project: Path, tmp_path: Path) -> None:
     commands: list[list[str]] = []
 
     def fake_pip(command: list[str]) -> None:
         commands.append(command)
         target = Path(command[command.index("--target") + 1])
+        for pin in command[command.index("--upgrade") + 1 :]:
+            name, _, version = pin.partition("==")
+            _dist_info(target, name, version)
         _write(target / "fastapi" / "__init__.py", "# fastapi\n")
         _write(target / "bin" / "fastapi", "#!/bin/sh\n")
         # A dependency must never replace a first-party module.
         _write(target / "sluice" / "errors.py", "# shadow\n")
 
     result = package.build(
-        FunctionName.API, tmp_path / "dist", root=project, pip=fake_pip, module_map=MODULE_MAP
+        FunctionName.API,
+        tmp_path / "dist",
+        root=project,
+        pip=fake_pip,
+        module_map=MODULE_MAP,
+        architecture=package.Architecture.ARM64,
+        distribution=fake_distribution,
     )
     assert len(commands) == 1
-    assert commands[0][-3:] == ["Pydantic_Settings>=2.2", "fastapi>=0.110", "psycopg[binary]>=3.1"]
+    assert commands[0][commands[0].index("--platform") + 1] == "manylinux_2_28_aarch64"
+    pins = commands[0][commands[0].index("--upgrade") + 1 :]
+    assert pins == [
+        "fastapi==0.115.0",
+        "psycopg==3.2.3",
+        "psycopg-binary==3.2.3",
+        "pydantic==2.9.2",
+        "pydantic-core==2.23.4",
+        "pydantic-settings==2.5.2",
+        "starlette==0.38.6",
+    ]
+    assert result.requirements == tuple(pins)
+    assert result.versions["pydantic-core"] == "2.23.4"
     assert result.path == tmp_path / "dist" / "sluice-api.zip"
     assert result.packages == ("ingest_api", "schemas", "sluice")
     with zipfile.ZipFile(result.path) as archive:
