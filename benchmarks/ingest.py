@@ -532,7 +532,7 @@ def main() -> int:
         os.environ.update({k: v for k, v in env.items() if k.startswith("SLUICE_")})
         single_script = write_wrk_script(folder, 0)
         batch_script = write_wrk_script(folder, args.batch_size)
-        auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        auth = {"X-API-Key": key, "Content-Type": "application/json"}
         run_id = int(time.time()) % 100_000 * 100
         singles: dict[str, list[dict[str, Any]]] = {"real": [], "bare": []}
 

@@ -257,10 +257,10 @@ def _stack_env(stack: Any) -> dict[str, str]:
     [
         ("apigw-rest-v1-get-healthz.json", 200),
         ("apigw-rest-v1-post-event.json", 202),
-        ("apigw-rest-v1-post-batch-base64.json", 202),
+        ("apigw-rest-v1-post-batch-base64.json", 207),  # one valid, one rejected event
         ("apigw-rest-v1-post-malformed.json", 400),
         ("apigw-http-v2-post-event.json", 202),
-        ("apigw-http-v2-post-batch-base64.json", 202),
+        ("apigw-http-v2-post-batch-base64.json", 207),
         ("apigw-http-v2-post-no-key.json", 401),
     ],
 )
@@ -275,6 +275,9 @@ def test_api_artifact_answers_api_gateway_events(
     }
     response = invoke(FunctionName.API, _event(event_name), env)
     assert response["statusCode"] == status, response
+    if status == 207:
+        results = json.loads(response["body"])["results"]
+        assert [r["status"] for r in results] == ["accepted", "rejected"]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 FT = "financial-transaction"
 TTL_S = 2.0
+TENANT = example_event(FT)["tenant_id"]
 
 
 def _path() -> str:
@@ -195,11 +196,11 @@ def _post(base: str, key: str) -> int:
     return response.status_code
 
 
-def _until(check: Callable[[], bool], bound_s: float) -> float:
-    """Seconds until ``check`` held; fails past ``bound_s``."""
+def _until(base: str, key: str, status: int, bound_s: float) -> float:
+    """Seconds until a post with ``key`` is answered ``status``; fails past ``bound_s``."""
     started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < bound_s, f"not within {bound_s} s"
+    while (last := _post(base, key)) != status:
+        assert time.monotonic() - started < bound_s, f"still {last} after {bound_s} s"
         time.sleep(0.2)
     return time.monotonic() - started
 
@@ -208,18 +209,18 @@ def test_created_key_is_accepted_and_revoked_key_refused_without_a_restart(
     server: tuple[str, dict[str, str]],
 ) -> None:
     base, env = server
-    unknown = generate_key("tenant-a", ["*"]).key
+    unknown = generate_key(TENANT, ["*"]).key
     assert _post(base, unknown) == 401  # the server has read the (empty) path
 
     created = _sluice(
-        env, "api", "keys", "create", "--tenant", "tenant-a", "--store", "ssm", "--json"
+        env, "api", "keys", "create", "--tenant", TENANT, "--store", "ssm", "--json"
     )
     assert created.returncode == 0, created.stderr
     answer = json.loads(created.stdout)
     key, key_id = answer["key"], answer["record"]["key_id"]
     assert answer["stored"] == f"{env['SLUICE_API_KEYS_SSM_PATH']}{key_id}"
 
-    waited = _until(lambda: _post(base, key) == 202, bound_s=TTL_S + 5)
+    waited = _until(base, key, 202, bound_s=TTL_S + 5)
     print(f"created key accepted after {waited:.1f} s (TTL {TTL_S} s)")
     listed = _sluice(env, "api", "keys", "list")
     assert listed.returncode == 0, listed.stderr
@@ -227,7 +228,7 @@ def test_created_key_is_accepted_and_revoked_key_refused_without_a_restart(
 
     revoked = _sluice(env, "api", "keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
-    waited = _until(lambda: _post(base, key) == 401, bound_s=TTL_S + 5)
+    waited = _until(base, key, 401, bound_s=TTL_S + 5)
     print(f"revoked key refused after {waited:.1f} s (TTL {TTL_S} s)")
     assert _post(base, unknown) == 401
 
