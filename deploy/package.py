@@ -107,9 +107,6 @@ class Architecture(StrEnum):
         return tuple(tags)
 
 
-LAMBDA_PLATFORM = Architecture.X86_64.platform
-
-
 class FunctionName(StrEnum):
     """The Lambda functions Sluice deploys."""
 

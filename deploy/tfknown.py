@@ -191,8 +191,6 @@ class Analysis:
             level = max(level, Known.SHAPE if inner is Known.SHAPE else Known.KNOWN)
         text = _SHAPE_ONLY.sub("0", text)
         for match in _RESOURCE.finditer(text):
-            if match.group(2) in {"*"}:
-                continue
             has_attribute = bool(match.group(4)) or (
                 bool(match.group(3)) and match.group(3) != ".*"
             )
