@@ -520,3 +520,41 @@ def test_sluice_package_prints_a_size_table(
     table = capsys.readouterr().out
     assert "transform" in table
     assert "KiB" in table
+
+
+def test_sluice_package_takes_the_runtime_and_architecture_in_a_fresh_process(
+    tmp_path: Path,
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLUICE_")}
+    command = [sys.executable, "-m", "sluice.cli", "package", "--out", str(tmp_path)]
+    built = subprocess.run(
+        [
+            *command,
+            "--function",
+            "transform",
+            "--no-deps",
+            "--json",
+            "--arch",
+            "arm64",
+            "--python-version",
+            "3.13",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    [result] = json.loads(built.stdout)
+    assert (result["architecture"], result["python_version"]) == ("arm64", "3.13")
+    refused = subprocess.run(
+        [*command, "--no-deps", "--python-version", "3.11"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert "3.12" in refused.stderr and "3.13" in refused.stderr

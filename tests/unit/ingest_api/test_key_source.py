@@ -135,3 +135,34 @@ def test_factory_uses_parameter_store_only_when_a_path_is_set() -> None:
 def test_a_bad_parameter_path_is_refused(path: str) -> None:
     with pytest.raises(Exception, match="SLUICE_API_KEYS_SSM_PATH"):
         SsmKeySource(path)
+
+
+def test_keys_create_store_ssm_without_a_path_is_a_clear_error_in_a_fresh_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLUICE_")}
+    env["SLUICE_STACK_ENV"] = "/nonexistent/stack.env"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sluice.cli",
+            "api",
+            "keys",
+            "create",
+            "--tenant",
+            "t1",
+            "--store",
+            "ssm",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert completed.returncode != 0
+    assert "SLUICE_API_KEYS_SSM_PATH is not set" in completed.stderr
+    assert "slk_" not in completed.stdout + completed.stderr  # no key shown for nothing stored
