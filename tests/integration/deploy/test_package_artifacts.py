@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,8 @@ import pytest
 
 from deploy import package
 from deploy.package import FunctionName, PackageError, PackageResult
+from ingest_api.auth import generate_key
+from ingest_api.keys_ssm import SsmKeySource
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.zonefixtures import put_batch
 from warehouse import init_warehouse
@@ -291,6 +294,29 @@ def test_api_artifact_answers_api_gateway_events(
     if status == 207:
         results = json.loads(response["body"])["results"]
         assert [r["status"] for r in results] == ["accepted", "rejected"]
+
+
+def test_api_artifact_reads_its_keys_from_parameter_store(
+    invoke: Callable[..., dict[str, Any]], stack: Any
+) -> None:
+    """The key source of AWS: records in Parameter Store (moto here), no key in the env."""
+    path = f"/sluice-artifact-{uuid.uuid4().hex[:8]}/api-keys/"
+    source = SsmKeySource(path, client=stack.aws_client("ssm"))
+    event = _event("apigw-http-v2-post-event.json")
+    body = json.loads(event["body"])
+    new = generate_key(body["tenant_id"], ["*"])
+    source.put(new.record)
+    event["headers"]["x-api-key"] = new.key
+    env = {
+        **_stack_env(stack),
+        "SLUICE_STREAM_BACKEND": "kinesis",
+        "SLUICE_API_KEYS_SSM_PATH": path,
+        "SLUICE_PII_HMAC_KEY": "artifact-test-hmac-key-0123456789abcdef",
+    }
+    env.pop("SLUICE_API_KEY", None)
+    assert invoke(FunctionName.API, event, env)["statusCode"] == 202
+    source.delete(new.record.key_id)
+    assert invoke(FunctionName.API, event, env)["statusCode"] == 401
 
 
 @pytest.mark.parametrize(
