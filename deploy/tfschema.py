@@ -248,19 +248,31 @@ def main(argv: list[str] | None = None) -> int:
     extract_cmd = sub.add_parser("extract", help="write the fixture from package/.jsii")
     extract_cmd.add_argument("--jsii", type=Path, required=True, help="path of package/.jsii")
     extract_cmd.add_argument("--out", type=Path, default=FIXTURE)
-    sub.add_parser("check", help="check the .tf files against the fixture")
+    extract_cmd.add_argument(
+        "--also-root",
+        type=Path,
+        action="append",
+        default=[],
+        help="another Terraform tree whose types to include (a branch about to be merged)",
+    )
+    check_cmd = sub.add_parser("check", help="check the .tf files against the fixture")
+    check_cmd.add_argument("root", nargs="?", type=Path, default=tfmodules.TERRAFORM_ROOT)
     args = parser.parse_args(argv)
     if args.command == "extract":
         assembly = json.loads(args.jsii.read_text(encoding="utf-8"))
         if assembly.get("name") != NPM_PACKAGE:
             raise SchemaError(f"{args.jsii} is not the {NPM_PACKAGE} assembly")
-        schema = extract(assembly, used_types())
+        wanted = used_types()
+        for root in args.also_root:
+            for kind, names in used_types(root).items():
+                wanted[kind] |= names
+        schema = extract(assembly, wanted)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(schema, indent=1, sort_keys=False) + "\n", encoding="utf-8")
         counts = {kind: len(schema[kind]) for kind in ("resource", "data")}
         print(f"{args.out}: {schema['source']}, provider {schema['provider_version']}, {counts}")
         return 0
-    checked, findings = check_tree(load_fixture())
+    checked, findings = check_tree(load_fixture(), args.root)
     for finding in findings:
         print(finding)
     print(f"{checked} blocks checked, {len(findings)} findings")
