@@ -212,9 +212,7 @@ def test_created_key_is_accepted_and_revoked_key_refused_without_a_restart(
     unknown = generate_key(TENANT, ["*"]).key
     assert _post(base, unknown) == 401  # the server has read the (empty) path
 
-    created = _sluice(
-        env, "api", "keys", "create", "--tenant", TENANT, "--store", "ssm", "--json"
-    )
+    created = _sluice(env, "api", "keys", "create", "--tenant", TENANT, "--store", "ssm", "--json")
     assert created.returncode == 0, created.stderr
     answer = json.loads(created.stdout)
     key, key_id = answer["key"], answer["record"]["key_id"]
@@ -235,3 +233,20 @@ def test_created_key_is_accepted_and_revoked_key_refused_without_a_restart(
     again = _sluice(env, "api", "keys", "revoke", key_id)
     assert again.returncode == 1
     assert "no key" in again.stderr
+
+
+def test_the_local_stack_serves_keys_from_moto_through_its_env_file(stack: Any) -> None:
+    """`sluice stack up` writes the Parameter Store path; the CLI stores keys there."""
+    path = stack.env["SLUICE_API_KEYS_SSM_PATH"]
+    assert path == "/sluice-local/api-keys/"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env["SLUICE_STACK_ENV"] = str(stack.env_file)
+    created = _sluice(env, "api", "keys", "create", "--tenant", TENANT, "--store", "ssm", "--json")
+    assert created.returncode == 0, created.stderr
+    key_id = json.loads(created.stdout)["record"]["key_id"]
+    source = SsmKeySource(path, client=stack.aws_client("ssm"))
+    try:
+        assert key_id in {record.key_id for record in source.load()}
+    finally:
+        assert _sluice(env, "api", "keys", "revoke", key_id).returncode == 0
+    assert key_id not in {record.key_id for record in source.load()}
