@@ -420,3 +420,17 @@ def test_no_function_reserves_concurrency_by_default() -> None:
         if "lambda_reserved_concurrency" in e
     )
     assert reserved["default"] == {}
+
+
+def test_rule_command_fails_in_a_fresh_process_on_the_mutated_tree(tmp_path: Path) -> None:
+    tree = _copy_tree(tmp_path)
+    _with_todays_security_group_for_each(tree)
+    command = [sys.executable, "-m", "deploy.tfknown"]
+    mutated = subprocess.run(
+        [*command, str(tree)], cwd=PROJECT, capture_output=True, text=True, timeout=120
+    )
+    assert mutated.returncode == 1
+    assert "warehouse_sql: for_each = toset(var.client_security_group_ids)" in mutated.stdout
+    assert "msk_iam_tls" in mutated.stdout
+    fixed = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert fixed.returncode == 0, fixed.stdout
