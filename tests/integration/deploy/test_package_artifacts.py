@@ -5,7 +5,8 @@ manylinux_2_28 x86_64 wheels). Each zip is unpacked into an empty directory and 
 handler is imported and invoked by a fresh interpreter with no site-packages (`-I -S`),
 the way the Lambda runtime calls it, with the recorded sample events of
 ``tests/events/`` (API Gateway REST v1 and HTTP v2, Firehose from Kinesis and from MSK,
-S3 notifications for the loader) against the local stack.
+S3 notifications for the loader, directly or carried by SQS, whichever recorded event
+the loader takes) against the local stack.
 
 The interpreter is a CPython 3.12 found on this machine (``SLUICE_TEST_LAMBDA_PYTHON``,
 ``python3.12`` on PATH or a pyenv install). Where none exists the artifacts are built
@@ -42,10 +43,9 @@ from deploy.package import FunctionName, PackageError, PackageResult
 from ingest_api.auth import generate_key
 from ingest_api.keys_ssm import SsmKeySource
 from tests.unit.warehouse.contract import ft_row
-from tests.unit.warehouse.zonefixtures import put_batch
+from tests.unit.warehouse.zonefixtures import ndjson_gz, put_batch
 from warehouse import init_warehouse
 from warehouse.config import WarehouseSettings
-from warehouse.zone import S3Zone
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -339,26 +339,83 @@ def test_transform_artifact_answers_firehose_events(
     assert any(r["result"] == "Ok" for r in records)
 
 
-def test_loader_artifact_loads_the_manifest_of_an_s3_event(
-    invoke: Callable[..., dict[str, Any]],
-    stack: Any,
-    bucket_factory: Callable[..., str],
-    pg_schema_factory: Callable[..., str],
-) -> None:
+class _S3Writer:
+    """What ``put_batch`` needs of a zone: ``write(url, data)``, through boto3."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def write(self, url: str, data: bytes) -> None:
+        bucket, key = url.removeprefix("s3://").split("/", 1)
+        self._client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+@pytest.fixture
+def loader_target(
+    stack: Any, bucket_factory: Callable[..., str], pg_schema_factory: Callable[..., str]
+) -> dict[str, Any]:
+    """A fresh bucket and warehouse schema, and the loader's settings for them."""
     bucket = bucket_factory("artifact")
     schema = pg_schema_factory("artifact")
     init_warehouse(WarehouseSettings(warehouse_dsn=stack.warehouse_dsn, warehouse_schema=schema))
-    zone = S3Zone(client=stack.aws_client("s3"))
-    manifest = put_batch(zone, bucket, "financial-transaction", "art", [[ft_row(), ft_row()]])
-    event = _event("s3-put-manifest.json")
-    record = event["Records"][0]
-    record["s3"]["bucket"]["name"] = bucket
-    record["s3"]["object"]["key"] = manifest.split("/", 3)[3]
     env = {
         **_stack_env(stack),
         "SLUICE_S3_BUCKET": bucket,
         "SLUICE_WAREHOUSE_BACKEND": "postgres",
         "SLUICE_WAREHOUSE_SCHEMA": schema,
     }
-    report = invoke(FunctionName.LOADER, {"Records": [record]}, env)
+    return {"bucket": bucket, "schema": schema, "env": env, "s3": stack.aws_client("s3")}
+
+
+def _loaded_rows(stack: Any, schema: str) -> int:
+    import psycopg
+
+    with psycopg.connect(stack.warehouse_dsn) as conn:
+        row = conn.execute(f"SELECT COUNT(*) FROM {schema}.financial_transactions").fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.skipif(
+    not (EVENTS / "s3-put-manifest.json").exists(), reason="the loader is triggered through SQS"
+)
+def test_loader_artifact_loads_the_manifest_of_an_s3_event(
+    invoke: Callable[..., dict[str, Any]], stack: Any, loader_target: dict[str, Any]
+) -> None:
+    bucket = loader_target["bucket"]
+    manifest = put_batch(
+        _S3Writer(loader_target["s3"]),
+        bucket,
+        "financial-transaction",
+        "art",
+        [[ft_row(), ft_row()]],
+    )
+    event = _event("s3-put-manifest.json")
+    record = event["Records"][0]
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["object"]["key"] = manifest.split("/", 3)[3]
+    report = invoke(FunctionName.LOADER, {"Records": [record]}, loader_target["env"])
     assert [(load["state"], load["inserted"]) for load in report["loads"]] == [("completed", 2)]
+    assert _loaded_rows(stack, loader_target["schema"]) == 2
+
+
+@pytest.mark.skipif(
+    not (EVENTS / "sqs-s3-object-created.json").exists(), reason="the loader takes S3 events"
+)
+def test_loader_artifact_loads_what_an_sqs_event_names(
+    invoke: Callable[..., dict[str, Any]], stack: Any, loader_target: dict[str, Any]
+) -> None:
+    bucket = loader_target["bucket"]
+    key = f"clean/event_type=financial-transaction/dt=2026-11-22/art-{uuid.uuid4()}.gz"
+    loader_target["s3"].put_object(Bucket=bucket, Key=key, Body=ndjson_gz([ft_row(), ft_row()]))
+    event = _event("sqs-s3-object-created.json")
+    notification = json.loads(event["Records"][0]["body"])
+    notification["Records"][0]["s3"]["bucket"]["name"] = bucket
+    notification["Records"][0]["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    notification["Records"][0]["s3"]["object"]["key"] = key
+    event["Records"][0]["body"] = json.dumps(notification)
+    env = loader_target["env"]
+    assert invoke(FunctionName.LOADER, event, env) == {"batchItemFailures": []}
+    assert _loaded_rows(stack, loader_target["schema"]) == 2
+    # a redelivery loads nothing twice
+    assert invoke(FunctionName.LOADER, event, env) == {"batchItemFailures": []}
+    assert _loaded_rows(stack, loader_target["schema"]) == 2
