@@ -18,10 +18,14 @@ Cleaning rules (each has a unit test in ``tests/unit/firehose_transforms/test_cl
   ``"1000"`` JPY); an amount that would need rounding is ``invalid_amount``, a negative
   one ``negative_amount`` / ``negative_claim_amount``;
 - timestamps become UTC ISO-8601 with microseconds and ``Z``; dates ``YYYY-MM-DD``;
-- a loss date after the report date (in UTC) is ``loss_date_after_report_date``;
-- PII is masked as at the ingest edge: card numbers ``first6******last4``, national ids
-  keyed HMAC (``hmac-sha256:<hex>``), Luhn-valid digit runs in free text masked.
-  Masking is idempotent, so a record masked upstream is unchanged.
+- the rules of :mod:`schemas.rules`, the same the ingest edge applies: a loss date after
+  the report date (in UTC) is ``loss_date_after_report_date``, an ``occurred_at``
+  outside the plausibility window ``invalid_timestamp``, a card number inside an
+  identifier field ``pan_in_identifier``;
+- PII is masked as at the ingest edge, by the same module (:func:`schemas.pii.mask_record`
+  walking the record's schema): card numbers ``first6******last4``, national ids keyed
+  HMAC (``hmac-sha256:<hex>``), Luhn-valid digit runs in every other string field and
+  every map key masked. Masking is idempotent, so a record masked upstream is unchanged.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from firehose_transforms.exceptions import RecordRejected
 from firehose_transforms.models import Reason
-from schemas import pii
+from schemas import catalogue, pii, rules
 from schemas.countries import COUNTRY_CODES
 from schemas.currencies import MINOR_UNITS
 from schemas.exceptions import PiiError
@@ -361,12 +366,19 @@ def is_test_event(record: Mapping[str, Any], test_sources: tuple[str, ...] = ())
     return False
 
 
-def to_row(record: Mapping[str, Any], *, hmac_key: str | bytes | None = None) -> dict[str, Any]:
+def to_row(
+    record: Mapping[str, Any],
+    *,
+    hmac_key: str | bytes | None = None,
+    window: rules.PlausibilityWindow | None = None,
+) -> dict[str, Any]:
     """The warehouse row of one validated event (see the module docstring for the rules).
 
     Args:
         record: the event as the codec returns it (or its JSON form).
         hmac_key: the PII HMAC key; needed only when a national id arrives unmasked.
+        window: the plausibility window of ``occurred_at``; ``SLUICE_RULES_OCCURRED_AT_*``
+            when omitted.
 
     Raises:
         RecordRejected: the event breaks a rule; ``code`` is a
@@ -380,9 +392,60 @@ def to_row(record: Mapping[str, Any], *, hmac_key: str | bytes | None = None) ->
         builder = _BUILDERS.get(event_type)
         if builder is None:
             raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {event_type[:40]!r}")
+    record = _masked(record, event_type, hmac_key)
     row = _common(record, event_type)
     builder(record, row, hmac_key)
+    broken = rules.check_event(event_type, record, window=window or _default_window(), now=_now)
+    if broken:
+        first = broken[0]
+        raise reject(_RULE_REASONS.get(first.code, Reason.INVALID_EVENT), first.message)
     return row
+
+
+def _masked(
+    record: Mapping[str, Any], event_type: str, hmac_key: str | bytes | None
+) -> Mapping[str, Any]:
+    """``record`` with every string field and map key masked (``schemas.pii``, by schema).
+
+    National ids are left to :func:`clean_national_id` (its own reason when no key is
+    configured); every other field follows the schema of the record's version.
+    """
+    version = record.get("schema_version")
+    cat = catalogue()
+    schema = (
+        cat.get(event_type, version).schema
+        if type(version) is int and cat.has(event_type, version)
+        else None
+    )
+    national_id = record.get("claimant_national_id")
+    try:
+        masked = pii.mask_record(
+            {**record, "claimant_national_id": None} if national_id is not None else record,
+            hmac_key=None,
+            schema=schema,
+        )
+    except PiiError as exc:
+        raise reject(Reason.INVALID_EVENT, "card_number is not a card number") from exc
+    if national_id is not None:
+        masked["claimant_national_id"] = national_id
+    return masked
+
+
+@cache
+def _default_window() -> rules.PlausibilityWindow:
+    """The plausibility window of ``SLUICE_RULES_OCCURRED_AT_*`` (read once)."""
+    return rules.PlausibilityWindow.from_settings()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_RULE_REASONS: Mapping[str, Reason] = {
+    rules.CARD_NUMBER_IN_IDENTIFIER: Reason.PAN_IN_IDENTIFIER,
+    rules.IMPLAUSIBLE_TIMESTAMP: Reason.INVALID_TIMESTAMP,
+    rules.LOSS_DATE_AFTER_REPORT_DATE: Reason.LOSS_DATE_AFTER_REPORT_DATE,
+}
 
 
 def _text(value: Any, field: str) -> str:
@@ -546,11 +609,7 @@ def _insurance_claim(
     else:
         loss_date = _to_date(raw_loss, "loss_date").isoformat()
     reported = format_timestamp(get("reported_at"), "reported_at")
-    # canonical ISO strings: string order is time order
-    if loss_date > reported[:10]:
-        raise reject(
-            Reason.LOSS_DATE_AFTER_REPORT_DATE, "loss_date is after the date of reported_at (UTC)"
-        )
+    # loss_date after reported_at: a rule of schemas.rules, checked by to_row
     row["claim_id"] = _text(get("claim_id"), "claim_id")
     row["policy_id"] = _text(get("policy_id"), "policy_id")
     row["policyholder_id"] = _text(get("policyholder_id"), "policyholder_id")

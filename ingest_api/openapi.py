@@ -29,6 +29,7 @@ def _error(
         "message": message,
         "field": field,
         "errors": errors or [],
+        "errors_omitted": 0,
         "retryable": retryable,
     }
 
@@ -42,6 +43,14 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
         ),
         "empty_body": _error(400, "empty_body", "the body is empty; send a JSON document"),
         "bad_content_length": _error(400, "bad_content_length", "Content-Length is not a number"),
+        "bad_gzip": _error(
+            400,
+            "bad_gzip",
+            "the body is labelled Content-Encoding: gzip but is not gzip data",
+        ),
+        "bad_request_head": _error(
+            400, "bad_request_head", "the request line or headers cannot be parsed"
+        ),
         "invalid_idempotency_key": _error(
             400,
             "invalid_idempotency_key",
@@ -83,16 +92,33 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
         "not_found": _error(404, "not_found", "no route for /v2/events"),
     },
     405: {"method_not_allowed": _error(405, "method_not_allowed", "GET is not allowed here")},
+    408: {
+        "body_timeout": _error(
+            408, "body_timeout", "the body did not arrive within 10 s", retryable=True
+        ),
+    },
     409: {
         "idempotency_conflict": _error(
             409,
             "idempotency_conflict",
             "this idempotency key (or event_id) was already used for a different event",
         ),
+        "idempotency_in_progress": _error(
+            409,
+            "idempotency_in_progress",
+            "the same event is being published by another request; send it again",
+            retryable=True,
+        ),
     },
     413: {
         "body_too_large": _error(
             413, "body_too_large", "body of 2097152 bytes is over the limit of 1048576 bytes"
+        ),
+        "decompressed_too_large": _error(
+            413,
+            "decompressed_too_large",
+            "the gzip body decompresses to more than 4194304 bytes "
+            "(at most 4194304 bytes and 50 times its size)",
         ),
         "too_many_events": _error(
             413,
@@ -104,6 +130,11 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
     415: {
         "unsupported_charset": _error(
             415, "unsupported_charset", "charset 'latin-1' is not supported; send UTF-8"
+        ),
+        "unsupported_content_encoding": _error(
+            415,
+            "unsupported_content_encoding",
+            "Content-Encoding must be gzip or identity (or absent)",
         ),
         "unsupported_media_type": _error(
             415,
@@ -190,6 +221,19 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
         "broker_unavailable": _error(
             503, "broker_unavailable", "the broker cannot take events right now", retryable=True
         ),
+        "store_unavailable": _error(
+            503,
+            "store_unavailable",
+            "duplicates cannot be checked right now; send the event again",
+            retryable=True,
+        ),
+    },
+    499: {
+        "client_closed_request": _error(
+            499,
+            "client_closed_request",
+            "the client closed the connection before the body arrived",
+        )
     },
 }
 
@@ -198,13 +242,24 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "No API key, or an unknown one.",
     403: "The key may not send this event type, or this tenant's events.",
     404: "Unknown event type (or route).",
-    405: "Method not allowed on this route.",
-    409: "Idempotency key reused for a different event.",
+    405: "Method not allowed on this route; the Allow header lists the methods it serves.",
+    408: "The body did not arrive within the read bound.",
+    409: (
+        "Idempotency key (or event_id) reused for a different event, or the same event is "
+        "being published by another request right now (retryable, Retry-After)."
+    ),
     413: "Body over the size limit (checked before parsing) or too many events in a batch.",
-    415: "Content-Type is not JSON.",
-    422: "The event does not match its schema: every field error, with dotted paths.",
+    415: (
+        "Content-Type is not JSON, a charset other than UTF-8, or a Content-Encoding "
+        "other than gzip."
+    ),
+    422: (
+        "The event does not match its schema or rules: the field errors (at most "
+        "SLUICE_API_MAX_FIELD_ERRORS per event, the rest counted in errors_omitted)."
+    ),
     429: "Rate limit of the key exceeded; see Retry-After.",
     503: "The broker failed or did not acknowledge in time; nothing was accepted. See Retry-After.",
+    499: "The client closed the connection mid-request (never received; counted in metrics).",
 }
 
 RETRY_AFTER_HEADER = {
@@ -231,14 +286,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
                 }
             },
         }
-        if status in (429, 503):
+        if status in (408, 409, 429, 503):
             entry["headers"] = RETRY_AFTER_HEADER
         out[status] = entry
     return out
 
 
-EVENT_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
-BATCH_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 503)
+EVENT_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 499, 503)
+BATCH_ERRORS = (400, 401, 403, 404, 408, 413, 415, 422, 429, 499, 503)
 
 _ACCEPTED_FT = {
     "event_id": EXAMPLE_EVENTS["financial-transaction"]["event_id"],
