@@ -1,8 +1,9 @@
 """PII masking at the edge: ``schemas.pii.mask_record`` with the key from settings.
 
-Applied to every validated event before it is encoded and published: ``card_number``
-to first six / last four, ``claimant_national_id`` to a keyed HMAC, and Luhn-valid
-card numbers in free text (merchant name, metadata values, ...) masked in place.
+Applied to every validated event before it is encoded and published, walking the
+event's Avro schema: ``sluice.format: pan`` fields to a masked PAN, ``national-id``
+fields to a keyed HMAC, and every other string field and every map key (at any depth)
+scanned for card numbers, masked in place.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from schemas import catalogue
 from schemas.config import PiiSettings
 from schemas.pii import mask_record
 
@@ -31,5 +33,12 @@ class EdgeMasker:
         return cls((settings or PiiSettings()).pii_hmac_key)
 
     def __call__(self, event_type: str, record: dict[str, Any]) -> dict[str, Any]:
-        """A masked copy of ``record``."""
-        return mask_record(record, hmac_key=self._key)
+        """A masked copy of ``record`` (validated: its version is in the catalogue)."""
+        version = record.get("schema_version")
+        cat = catalogue()
+        schema = (
+            cat.get(event_type, version).schema
+            if type(version) is int and cat.has(event_type, version)
+            else None
+        )
+        return mask_record(record, hmac_key=self._key, schema=schema)
