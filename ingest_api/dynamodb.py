@@ -24,7 +24,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest_api.exceptions import StoreUnavailable
 from ingest_api.idempotency import (
@@ -67,6 +69,54 @@ class _Client:
                     )
                     self._client = boto3.client("dynamodb", config=config, **aws.client_kwargs())
         return self._client
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _TurnBatcher(Generic[T, R]):
+    """Gathers the calls made in one event-loop turn into one blocking ``run(items)`` call.
+
+    ``run`` runs in a worker thread and returns one result per item, in order (an
+    exception instance in place of a result fails that item only). Concurrent requests
+    thus share one DynamoDB round trip instead of one each.
+    """
+
+    def __init__(self, run: Callable[[list[T]], list[R | BaseException]]) -> None:
+        self._run = run
+        self._pending: list[tuple[T, asyncio.Future[R]]] | None = None
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        if self._pending is None:
+            self._pending = []
+            loop.call_soon(self._flush, loop)
+        self._pending.append((item, future))
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending or [], None
+        loop.create_task(self._execute(batch))
+
+    async def _execute(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await asyncio.to_thread(self._run, [item for item, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
 
 def _error_code(exc: Exception) -> str:
@@ -118,34 +168,116 @@ class DynamoIdempotencyStore:
         self.in_progress_s = in_progress_s
         self._client = _Client(client, aws)
         self._clock = clock
+        self._claims: _TurnBatcher[tuple[str, str], Claim] = _TurnBatcher(self._claim_many)
+        self._completions: _TurnBatcher[tuple[str, str, Mapping[str, Any]], None] = _TurnBatcher(
+            self._complete_many
+        )
+
+    def _claim_item(self, key: str, fingerprint: str, now: float) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Item": {
+                "id": {"S": key},
+                "status": {"S": IN_PROGRESS},
+                "fingerprint": {"S": fingerprint},
+                "expiration": {"N": str(int(now + self.ttl_s))},
+                "in_progress_expiration": {"N": repr(now + self.in_progress_s)},
+            },
+            "ConditionExpression": CLAIM_CONDITION,
+            "ExpressionAttributeNames": {
+                "#id": "id",
+                "#expiration": "expiration",
+                "#status": "status",
+                "#in_progress_expiration": "in_progress_expiration",
+            },
+            "ExpressionAttributeValues": {
+                ":now": {"N": repr(now)},
+                ":in_progress": {"S": IN_PROGRESS},
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _claim_many(self, items: list[tuple[str, str]]) -> list[Claim | BaseException]:
+        """Claims of one loop turn: one ``TransactWriteItems`` per 100 distinct keys.
+
+        A transaction is all or nothing: when some conditions fail, their items get the
+        record that made them fail, and the others are tried again without them. A key
+        repeated in the batch (not expected: the caller coalesces in-flight keys) is
+        claimed on its own.
+        """
+        results: list[Claim | BaseException | None] = [None] * len(items)
+        first: dict[str, int] = {}
+        repeated: list[int] = []
+        for index, (key, _) in enumerate(items):
+            if key in first:
+                repeated.append(index)
+            else:
+                first[key] = index
+        todo = list(first.values())
+        try:
+            while todo:
+                chunk, todo = todo[:100], todo[100:]
+                for _ in range(5):
+                    if not chunk:
+                        break
+                    chunk = self._transact_claims(items, chunk, results)
+                for index in chunk:  # still racing after several rounds
+                    results[index] = StoreUnavailable(
+                        f"idempotency table {self.table}: the claim kept racing"
+                    )
+            for index in repeated:
+                results[index] = self._claim(*items[index])
+        except StoreUnavailable as exc:
+            return [r if r is not None else exc for r in results]
+        return [r if r is not None else StoreUnavailable("no result") for r in results]
+
+    def _transact_claims(
+        self,
+        items: list[tuple[str, str]],
+        chunk: list[int],
+        results: list[Claim | BaseException | None],
+    ) -> list[int]:
+        """One transaction over ``chunk``; fills ``results``, returns the indexes to retry."""
+        client = self._client.get()
+        now = self._clock()
+        if len(chunk) == 1:
+            results[chunk[0]] = self._claim(*items[chunk[0]])
+            return []
+        try:
+            client.transact_write_items(
+                TransactItems=[{"Put": self._claim_item(*items[i], now)} for i in chunk]
+            )
+        except Exception as exc:
+            if _error_code(exc) != "TransactionCanceledException":
+                raise StoreUnavailable(
+                    f"idempotency table {self.table}: {_error_code(exc) or type(exc).__name__}"
+                ) from exc
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+            retry: list[int] = []
+            for position, index in enumerate(chunk):
+                reason = reasons[position] if position < len(reasons) else {}
+                if reason.get("Code") != "ConditionalCheckFailed":
+                    retry.append(index)
+                    continue
+                item = reason.get("Item") or client.get_item(
+                    TableName=self.table, Key={"id": {"S": items[index][0]}}, ConsistentRead=True
+                ).get("Item")
+                found = existing_claim(_record(item), self._clock())
+                if found is None:
+                    retry.append(index)
+                else:
+                    results[index] = found
+            return retry
+        for index in chunk:
+            results[index] = Claim("claimed", items[index][1])
+        return []
 
     def _claim(self, key: str, fingerprint: str) -> Claim:
         client = self._client.get()
         for _ in range(3):
             now = self._clock()
             try:
-                client.put_item(
-                    TableName=self.table,
-                    Item={
-                        "id": {"S": key},
-                        "status": {"S": IN_PROGRESS},
-                        "fingerprint": {"S": fingerprint},
-                        "expiration": {"N": str(int(now + self.ttl_s))},
-                        "in_progress_expiration": {"N": repr(now + self.in_progress_s)},
-                    },
-                    ConditionExpression=CLAIM_CONDITION,
-                    ExpressionAttributeNames={
-                        "#id": "id",
-                        "#expiration": "expiration",
-                        "#status": "status",
-                        "#in_progress_expiration": "in_progress_expiration",
-                    },
-                    ExpressionAttributeValues={
-                        ":now": {"N": repr(now)},
-                        ":in_progress": {"S": IN_PROGRESS},
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
+                client.put_item(**self._claim_item(key, fingerprint, now))
                 return Claim("claimed", fingerprint)
             except Exception as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
@@ -164,31 +296,52 @@ class DynamoIdempotencyStore:
         raise StoreUnavailable(f"idempotency table {self.table}: the claim kept racing")
 
     async def claim(self, key: str, fingerprint: str) -> Claim:
-        """See :meth:`~ingest_api.idempotency.IdempotencyStore.claim`."""
-        return await asyncio.to_thread(self._claim, key, fingerprint)
+        """See :meth:`~ingest_api.idempotency.IdempotencyStore.claim` (batched per loop turn)."""
+        return await self._claims.submit((key, fingerprint))
 
-    def _complete(self, key: str, fingerprint: str, answer: Mapping[str, Any]) -> None:
+    def _complete_many(
+        self, items: list[tuple[str, str, Mapping[str, Any]]]
+    ) -> list[BaseException | None]:
+        """Answers of one loop turn: ``BatchWriteItem`` of 25 puts at a time."""
         now = self._clock()
+        requests = {
+            key: {
+                "PutRequest": {
+                    "Item": {
+                        "id": {"S": key},
+                        "status": {"S": COMPLETED},
+                        "fingerprint": {"S": fingerprint},
+                        "answer": {"S": json.dumps(answer, separators=(",", ":"))},
+                        "expiration": {"N": str(int(now + self.ttl_s))},
+                        "in_progress_expiration": {"N": "0"},
+                    }
+                }
+            }
+            for key, fingerprint, answer in items
+        }
+        pending = list(requests.values())
+        client = self._client.get()
         try:
-            self._client.get().put_item(
-                TableName=self.table,
-                Item={
-                    "id": {"S": key},
-                    "status": {"S": COMPLETED},
-                    "fingerprint": {"S": fingerprint},
-                    "answer": {"S": json.dumps(answer, separators=(",", ":"))},
-                    "expiration": {"N": str(int(now + self.ttl_s))},
-                    "in_progress_expiration": {"N": "0"},
-                },
-            )
-        except Exception as exc:
-            raise StoreUnavailable(
+            for _ in range(5):
+                if not pending:
+                    break
+                chunk, pending = pending[:25], pending[25:]
+                answer = client.batch_write_item(RequestItems={self.table: chunk})
+                pending += answer.get("UnprocessedItems", {}).get(self.table, [])
+        except (BotoCoreError, ClientError) as exc:
+            failure = StoreUnavailable(
                 f"idempotency table {self.table}: {_error_code(exc) or type(exc).__name__}"
-            ) from exc
+            )
+            return [failure for _ in items]
+        if pending:
+            left = StoreUnavailable(f"idempotency table {self.table}: writes left unprocessed")
+            return [left for _ in items]
+        return [None for _ in items]
 
     async def complete(self, key: str, fingerprint: str, answer: Mapping[str, Any]) -> None:
-        """See :meth:`~ingest_api.idempotency.IdempotencyStore.complete`."""
-        await asyncio.to_thread(self._complete, key, fingerprint, answer)
+        """See :meth:`~ingest_api.idempotency.IdempotencyStore.complete` (batched per loop
+        turn)."""
+        await self._completions.submit((key, fingerprint, answer))
 
     def _release(self, key: str, fingerprint: str) -> None:
         try:

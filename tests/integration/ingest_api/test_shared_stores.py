@@ -105,6 +105,26 @@ class TestIdempotencyStoreContract:
         asyncio.run(store.release("k", "fp"))
         assert asyncio.run(store.claim("k", "fp")).state == "claimed"
 
+    def test_many_claims_at_once_each_get_their_own_answer(
+        self, store_factory: Callable[[WallClock], IdempotencyStore]
+    ) -> None:
+        store = store_factory(WallClock())
+
+        async def scenario() -> list[Any]:
+            await store.claim("busy", "fp")
+            await store.claim("done", "fp")
+            await store.complete("done", "fp", {"status": "accepted"})
+            keys = ["busy", "done", *(f"new-{n}" for n in range(30))]
+            claims = await asyncio.gather(*(store.claim(k, "fp") for k in keys))
+            await asyncio.gather(
+                *(store.complete(k, "fp", {"n": k}) for k in keys[2:]),
+            )
+            again = await asyncio.gather(*(store.claim(k, "fp") for k in keys[2:]))
+            return [*claims, *again]
+
+        states = [c.state for c in asyncio.run(scenario())]
+        assert states == ["in_progress", "completed", *["claimed"] * 30, *["completed"] * 30]
+
     def test_a_lapsed_claim_and_an_expired_answer_free_the_key(
         self, store_factory: Callable[[WallClock], IdempotencyStore]
     ) -> None:
