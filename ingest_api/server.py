@@ -10,15 +10,28 @@ Gateway, API Gateway refuses such requests before Lambda.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ingest_api.body import dump_json
 
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$")
 
-def error_head_body(parser_message: str) -> bytes:
-    """The JSON error body for a request head the HTTP parser refused."""
-    lowered = parser_message.lower()
-    if "content-length" in lowered or "content_length" in lowered:
+
+def bad_content_length(data: bytes) -> bool:
+    """True when the request head in ``data`` declares a ``Content-Length`` that is not one
+    non-negative decimal number (several different values included)."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    values = set(_CONTENT_LENGTH.findall(head))
+    return bool(values) and (len(values) > 1 or not all(v.isdigit() for v in values))
+
+
+def error_head_body(data: bytes) -> bytes:
+    """The JSON error body for a request head the HTTP parser refused (``data``: the bytes
+    that were being parsed; only inspected, never quoted)."""
+    if bad_content_length(data):
         code, message = "bad_content_length", "Content-Length is not a non-negative number"
     else:
         code, message = "bad_request_head", "the request line or headers cannot be parsed"
@@ -50,22 +63,34 @@ def _response(body: bytes) -> bytes:
 class JsonH11Protocol(H11Protocol):
     """uvicorn's h11 protocol; a refused request head gets the JSON error model."""
 
+    _last_data: bytes = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._last_data = data  # a reference, no copy: read only when a head is refused
+        super().data_received(data)
+
     def send_400_response(self, msg: str) -> None:
-        self.transport.write(_response(error_head_body(msg)))
+        self.transport.write(_response(error_head_body(self._last_data)))
         self.transport.close()
 
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # httptools is optional: h11 then serves
-    JsonHttpToolsProtocol: type | None = None
+    JsonHttpToolsProtocol: Any = None
 else:
 
     class _JsonHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's httptools protocol; a refused request head gets the JSON error model."""
 
+        _last_data: bytes = b""
+
+        def data_received(self, data: bytes) -> None:
+            self._last_data = data
+            super().data_received(data)
+
         def send_400_response(self, msg: str) -> None:
-            self.transport.write(_response(error_head_body(msg)))
+            self.transport.write(_response(error_head_body(self._last_data)))
             self.transport.close()
 
     JsonHttpToolsProtocol = _JsonHttpToolsProtocol
