@@ -23,6 +23,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -168,6 +169,8 @@ class DynamoIdempotencyStore:
         self.in_progress_s = in_progress_s
         self._client = _Client(client, aws)
         self._clock = clock
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
         self._claims: _TurnBatcher[tuple[str, str], Claim] = _TurnBatcher(self._claim_many)
         self._completions: _TurnBatcher[tuple[str, str, Mapping[str, Any]], None] = _TurnBatcher(
             self._complete_many
@@ -198,79 +201,31 @@ class DynamoIdempotencyStore:
         }
 
     def _claim_many(self, items: list[tuple[str, str]]) -> list[Claim | BaseException]:
-        """Claims of one loop turn: one ``TransactWriteItems`` per 100 distinct keys.
+        """Claims of one loop turn: one conditional ``PutItem`` each, sent concurrently.
 
-        A transaction is all or nothing: when some conditions fail, their items get the
-        record that made them fail, and the others are tried again without them. A key
-        repeated in the batch (not expected: the caller coalesces in-flight keys) is
-        claimed on its own.
+        (``TransactWriteItems`` would take a whole turn in one call, but it is all or
+        nothing across unrelated events, costs twice the write units, and moto copies
+        every table per transaction, which makes it unusable on the local stack.)
         """
-        results: list[Claim | BaseException | None] = [None] * len(items)
-        first: dict[str, int] = {}
-        repeated: list[int] = []
-        for index, (key, _) in enumerate(items):
-            if key in first:
-                repeated.append(index)
-            else:
-                first[key] = index
-        todo = list(first.values())
-        try:
-            while todo:
-                chunk, todo = todo[:100], todo[100:]
-                for _ in range(5):
-                    if not chunk:
-                        break
-                    chunk = self._transact_claims(items, chunk, results)
-                for index in chunk:  # still racing after several rounds
-                    results[index] = StoreUnavailable(
-                        f"idempotency table {self.table}: the claim kept racing"
-                    )
-            for index in repeated:
-                results[index] = self._claim(*items[index])
-        except StoreUnavailable as exc:
-            return [r if r is not None else exc for r in results]
-        return [r if r is not None else StoreUnavailable("no result") for r in results]
 
-    def _transact_claims(
-        self,
-        items: list[tuple[str, str]],
-        chunk: list[int],
-        results: list[Claim | BaseException | None],
-    ) -> list[int]:
-        """One transaction over ``chunk``; fills ``results``, returns the indexes to retry."""
-        client = self._client.get()
-        now = self._clock()
-        if len(chunk) == 1:
-            results[chunk[0]] = self._claim(*items[chunk[0]])
-            return []
-        try:
-            client.transact_write_items(
-                TransactItems=[{"Put": self._claim_item(*items[i], now)} for i in chunk]
-            )
-        except Exception as exc:
-            if _error_code(exc) != "TransactionCanceledException":
-                raise StoreUnavailable(
-                    f"idempotency table {self.table}: {_error_code(exc) or type(exc).__name__}"
-                ) from exc
-            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-            retry: list[int] = []
-            for position, index in enumerate(chunk):
-                reason = reasons[position] if position < len(reasons) else {}
-                if reason.get("Code") != "ConditionalCheckFailed":
-                    retry.append(index)
-                    continue
-                item = reason.get("Item") or client.get_item(
-                    TableName=self.table, Key={"id": {"S": items[index][0]}}, ConsistentRead=True
-                ).get("Item")
-                found = existing_claim(_record(item), self._clock())
-                if found is None:
-                    retry.append(index)
-                else:
-                    results[index] = found
-            return retry
-        for index in chunk:
-            results[index] = Claim("claimed", items[index][1])
-        return []
+        def one(item: tuple[str, str]) -> Claim | BaseException:
+            try:
+                return self._claim(*item)
+            except StoreUnavailable as exc:
+                return exc
+
+        if len(items) == 1:
+            return [one(items[0])]
+        return list(self._pool().map(one, items))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        max_workers=16, thread_name_prefix="sluice-idempotency"
+                    )
+        return self._executor
 
     def _claim(self, key: str, fingerprint: str) -> Claim:
         client = self._client.get()
@@ -367,7 +322,10 @@ class DynamoIdempotencyStore:
         await asyncio.to_thread(self._release, key, fingerprint)
 
     async def close(self) -> None:
-        """Nothing to release (the client's pool closes with the process)."""
+        """Stop the worker threads (the client's connection pool closes with the process)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 class DynamoTokenBuckets:
