@@ -392,9 +392,10 @@ def to_row(
         builder = _BUILDERS.get(event_type)
         if builder is None:
             raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {event_type[:40]!r}")
-    record = _masked(record, event_type, hmac_key)
-    row = _common(record, event_type)
-    builder(record, row, hmac_key)
+    masked = _masked(record, event_type, hmac_key)
+    row = _common(masked, event_type)
+    builder(masked, row, hmac_key)
+    # the rules see the record as it came (masking would hide a card number in an id)
     broken = rules.check_event(event_type, record, window=window or _default_window(), now=_now)
     if broken:
         first = broken[0]
@@ -457,8 +458,8 @@ def _text(value: Any, field: str) -> str:
 
 
 def _free_text(text: str) -> str:
-    # mask_luhn_in_text only ever changes a run of 13 or more digits
-    return _mask_luhn(text) if len(text) >= 13 and _PAN_RUN(text) else text
+    # mask_luhn_in_text only ever changes a run of 12 or more digits
+    return _mask_luhn(text) if _may_hold_pan(text) else text
 
 
 def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
@@ -477,11 +478,7 @@ def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
             raise reject(Reason.INVALID_EVENT, "metadata is not a map of strings")
         try:  # all strings, the usual case
             metadata = {
-                key.strip(): (
-                    text
-                    if len(text := raw.strip()) < 13 or not _PAN_RUN(text)
-                    else _mask_luhn(text)
-                )
+                key.strip(): (text if not _may_hold_pan(text := raw.strip()) else _mask_luhn(text))
                 for key, raw in metadata.items()
             }
         except (AttributeError, TypeError):
@@ -499,7 +496,7 @@ def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     source = record.get("source")
     if not (type(source) is str and (source := source.strip())):
         source = clean_text(record.get("source"), "source")
-    if len(source) >= 13 and _PAN_RUN(source):
+    if _may_hold_pan(source):
         source = _mask_luhn(source)
     tenant = record.get("tenant_id")
     if not (type(tenant) is str and (tenant := tenant.strip())):
@@ -567,7 +564,7 @@ def _financial_transaction(
         value = clean_enum(value, "status", _TX_STATUSES)
     row["status"] = value
     card = get("card_number")
-    if card is not None and not (type(card) is str and _MASKED_PAN(card)):
+    if card is not None and not (type(card) is str and _is_masked_pan(card)):
         card = clean_card_number(card)
     row["card_number"] = card
     if merchant:
@@ -583,7 +580,7 @@ def _financial_transaction(
             name = name.strip() if type(name) is str else str(name).strip()
             if not name:
                 name = None
-            elif len(name) >= 13 and _PAN_RUN(name):
+            elif _may_hold_pan(name):
                 name = _mask_luhn(name)
         row["merchant_name"] = name
         row["merchant_mcc"] = mcc
@@ -639,10 +636,10 @@ _CLAIM_LINES = _CLAIM_ENUMS["line_of_business"]
 _CLAIM_STATUSES = _CLAIM_ENUMS["status"]
 _CURRENCIES: frozenset[str] = frozenset(MINOR_UNITS)
 _mask_luhn = pii.mask_luhn_in_text
-# 13 digits, single spaces or dashes between them: the shortest digit run that
-# mask_luhn_in_text can change (a text without one is returned unchanged).
-_PAN_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12}").search
-_MASKED_PAN = re.compile(r"[0-9]{6}\*{2,9}[0-9]{4}").fullmatch
+# A run of 12 digits (any separators, any script): the shortest that mask_luhn_in_text
+# can change (a text without one is returned unchanged).
+_may_hold_pan = pii.may_hold_card_number
+_is_masked_pan = pii.is_masked_card_number
 
 _BUILDERS: Mapping[str, Callable[[Mapping[str, Any], dict[str, Any], str | bytes | None], None]] = {
     FINANCIAL_TRANSACTION: _financial_transaction,

@@ -41,7 +41,7 @@ from tests.integration.ingest_api.conftest import (
 pytestmark = pytest.mark.integration
 
 _DOUBLED = str.maketrans("0123456789", "0246813579")
-_FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+_FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
 _ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 

@@ -4,6 +4,7 @@ redirect built from the client's ``Host``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -86,10 +87,8 @@ def _raw(
         if pause:
             time.sleep(pause)
         if more:
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendall(more)
-            except OSError:
-                pass
         chunks = []
         while True:
             try:

@@ -54,7 +54,9 @@ def test_non_ascii_tenant_never_sinks_a_batch(
 ) -> None:
     good = event()
     response = client.post(
-        BATCH, json=[event(tenant_id="ａｃｍｅ-bank"), good], headers=auth(keys.bank.key)
+        BATCH,
+        json=[event(tenant_id="\uff41\uff43\uff4d\uff45-bank"), good],
+        headers=auth(keys.bank.key),
     )
     assert response.status_code == 207
     body = response.json()
@@ -183,7 +185,7 @@ def test_every_string_and_key_is_masked_before_publishing(
         "4111.1111.1111.1111",
         "4111/1111/1111/1111",
         "4111  1111\t1111\u00a01111",
-        "４１１１１１１１１１１１１１１１",
+        "\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11",
         "4111 - 1111 - 1111 - 1111",
     ]
     body = event(
