@@ -1,7 +1,10 @@
-"""OpenAPI ``responses=`` for every route: each status a route can answer, with examples."""
+"""OpenAPI of the API: ``responses=`` for every route (each status it can answer, with
+examples) and :func:`finish`, which makes the generated document match the answers."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from ingest_api.examples import EXAMPLE_EVENTS
@@ -12,6 +15,7 @@ from ingest_api.models import (
     HealthModel,
     SchemaModel,
 )
+from schemas.catalogue import SCHEMA_IDS
 
 
 def _error(
@@ -295,18 +299,30 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 EVENT_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 499, 503)
 BATCH_ERRORS = (400, 401, 403, 404, 408, 413, 415, 422, 429, 499, 503)
 
-_ACCEPTED_FT = {
-    "event_id": EXAMPLE_EVENTS["financial-transaction"]["event_id"],
-    "status": "accepted",
-    "stream": "sluice-financial-transaction",
-    "partition_key": "acc-42",
-}
+
+def _accepted(event_type: str) -> dict[str, Any]:
+    example = EXAMPLE_EVENTS[event_type]
+    return {
+        "event_id": example["event_id"],
+        "status": "accepted",
+        "stream": f"sluice-{event_type}",
+        "partition_key": example.get("account_id") or example.get("policy_id"),
+    }
+
+
+_ACCEPTED_FT = _accepted("financial-transaction")
 
 SINGLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {
         "model": AcceptedModel,
         "description": "The broker acknowledged the event.",
-        "content": {"application/json": {"examples": {"accepted": {"value": _ACCEPTED_FT}}}},
+        "content": {
+            "application/json": {
+                "examples": {
+                    event_type: {"value": _accepted(event_type)} for event_type in EXAMPLE_EVENTS
+                }
+            }
+        },
     },
     **error_responses(*EVENT_ERRORS),
 }
@@ -438,19 +454,16 @@ SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {
             "application/json": {
                 "examples": {
-                    "financial-transaction": {
+                    event_type: {
                         "value": {
-                            "event_type": "financial-transaction",
+                            "event_type": event_type,
                             "version": 2,
-                            "schema_id": 2,
-                            "schema": {
-                                "type": "record",
-                                "name": "FinancialTransaction",
-                                "fields": ["..."],
-                            },
-                            "example": EXAMPLE_EVENTS["financial-transaction"],
+                            "schema_id": SCHEMA_IDS[(event_type, 2)],
+                            "schema": {"type": "record", "name": "...", "fields": ["..."]},
+                            "example": example,
                         }
                     }
+                    for event_type, example in EXAMPLE_EVENTS.items()
                 }
             }
         },
@@ -513,3 +526,123 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
 }
+
+
+# --------------------------------------------------------------------------- the document
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The API key (`slk_<key_id>_<secret>`).",
+    },
+    "BearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The API key as a bearer token: `Authorization: Bearer <key>`.",
+    },
+}
+SECURITY: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes retries safe: the same key (per API key and event type) within "
+        "SLUICE_API_IDEMPOTENCY_TTL_S gets the same answer and the event is published "
+        "once. Without it, the event's `event_id` plays this part."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+# What differs between the two event types in the examples of one route.
+_TYPE_WORDS: dict[str, dict[str, str]] = {
+    "financial-transaction": {},
+    "insurance-claim": {
+        "financial-transaction": "insurance-claim",
+        "acc-42": "pol-77",
+        "transaction_type": "line_of_business",
+        "PURCHASE, REFUND, ...": "AUTO, HOME, ...",
+        "merchant.country": "loss_location.country",
+        "account_id": "policy_id",
+    },
+}
+
+
+def _for_type(operation: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """``operation`` of a templated event route, made concrete for ``event_type``."""
+    text = json.dumps(operation)
+    for old, new in _TYPE_WORDS[event_type].items():
+        text = text.replace(old, new)
+    concrete: dict[str, Any] = json.loads(text)
+    concrete["parameters"] = [
+        p for p in concrete.get("parameters", []) if p.get("name") != "event_type"
+    ]
+    body = concrete.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        # the request examples are keyed by event type: keep this type's only
+        body["examples"] = {
+            name: example
+            for name, example in operation["requestBody"]["content"]["application/json"][
+                "examples"
+            ].items()
+            if name == event_type
+        }
+    for status, response in concrete.get("responses", {}).items():
+        for media in response.get("content", {}).values():
+            examples = media.get("examples") or {}
+            if set(examples) & set(_TYPE_WORDS):
+                # examples keyed by event type: this type's (from the untouched original)
+                original = operation["responses"][status]["content"]
+                media["examples"] = {
+                    name: example
+                    for name, example in next(iter(original.values()))["examples"].items()
+                    if name == event_type
+                }
+    concrete["operationId"] = f"{concrete.get('operationId', 'op')}_{event_type.replace('-', '_')}"
+    return concrete
+
+
+def finish(spec: dict[str, Any], event_types: Sequence[str]) -> dict[str, Any]:
+    """The app's generated document made to match the answers.
+
+    - one path per event type instead of ``{event_type}`` (each with its own examples:
+      no financial example under the insurance routes);
+    - ``securitySchemes`` for ``X-API-Key`` and Bearer, required on the event routes;
+    - the ``Idempotency-Key`` header on the single-event routes;
+    - batch ``403``/``422``/``503`` bodies are a batch result or the error model (``oneOf``).
+    """
+    components = spec.setdefault("components", {})
+    components["securitySchemes"] = SECURITY_SCHEMES
+    paths: dict[str, Any] = {}
+    for path, operations in spec["paths"].items():
+        if "{event_type}" not in path:
+            paths[path] = operations
+            continue
+        for event_type in event_types:
+            concrete_path = path.replace("{event_type}", event_type)
+            paths[concrete_path] = {
+                method: _for_type(operation, event_type) for method, operation in operations.items()
+            }
+            for method, operation in paths[concrete_path].items():
+                if not concrete_path.startswith("/v1/events/"):
+                    continue
+                operation["security"] = SECURITY
+                if method == "post" and not concrete_path.endswith("/batch"):
+                    operation["parameters"] = [
+                        *operation.get("parameters", []),
+                        IDEMPOTENCY_KEY_PARAMETER,
+                    ]
+                if concrete_path.endswith("/batch"):
+                    for status in ("403", "422", "503"):
+                        media = operation["responses"][status]["content"]["application/json"]
+                        media["schema"] = {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/BatchModel"},
+                                {"$ref": "#/components/schemas/ErrorModel"},
+                            ]
+                        }
+    spec["paths"] = paths
+    return spec
