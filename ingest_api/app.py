@@ -225,16 +225,31 @@ class ApiContext:
         return value
 
     def authenticate(self, request: Request) -> Principal:
-        """The principal of the request's API key, or 401."""
-        key = presented_key(header(request, "authorization"), header(request, "x-api-key"))
+        """The principal of the request's API key, or 401.
+
+        Every credential presented must hold: with both ``X-API-Key`` and
+        ``Authorization``, both must be valid and name the same key (a wrong one is
+        never ignored in favour of the other).
+        """
+        authorization = header(request, "authorization")
+        x_api_key = header(request, "x-api-key")
+        key = presented_key(authorization, x_api_key)
         if key is None:
-            raise Unauthenticated(
-                "send an API key in 'Authorization: Bearer <key>' or 'X-API-Key'",
-                code="unauthenticated",
-            )
+            if authorization is None and x_api_key is None:
+                raise Unauthenticated(
+                    "send an API key in 'Authorization: Bearer <key>' or 'X-API-Key'",
+                    code="unauthenticated",
+                )
+            raise Unauthenticated("the API key is not valid", code="invalid_api_key")
         principal = self.keys.authenticate(key)
         if principal is None:
             raise Unauthenticated("the API key is not valid", code="invalid_api_key")
+        if x_api_key is not None and authorization is not None:
+            other = presented_key(authorization, None)
+            if other is None or self.keys.authenticate(other) != principal:
+                raise Unauthenticated(
+                    "X-API-Key and Authorization name different keys", code="invalid_api_key"
+                )
         return principal
 
     async def admit(self, request: Request, raw_type: str) -> tuple[str, Principal]:

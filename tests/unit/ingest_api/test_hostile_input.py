@@ -551,3 +551,14 @@ def _apigw_v2(path: str, body: str) -> dict[str, Any]:
         "isBase64Encoded": True,
         "body": base64.b64encode(body.encode()).decode(),
     }
+
+
+def test_a_wrong_key_beside_a_right_one_is_401(client: TestClient, keys: Keys) -> None:
+    headers = {"X-API-Key": "slk_bank_wrong", "Authorization": f"Bearer {keys.bank.key}"}
+    response = client.post(URL, json=event(), headers=headers)
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_api_key")
+    headers = {"X-API-Key": "", "Authorization": f"Bearer {keys.bank.key}"}
+    response = client.post(URL, json=event(), headers=headers)
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_api_key")
+    headers = {"X-API-Key": keys.bank.key, "Authorization": f"Bearer {keys.bank.key}"}
+    assert client.post(URL, json=event(), headers=headers).status_code == 202
