@@ -245,10 +245,15 @@ class ApiContext:
         if principal is None:
             raise Unauthenticated("the API key is not valid", code="invalid_api_key")
         if x_api_key is not None and authorization is not None:
-            other = presented_key(authorization, None)
-            if other is None or self.keys.authenticate(other) != principal:
+            bearer = presented_key(authorization, None)
+            if (
+                bearer is None
+                or self.keys.authenticate(bearer) != principal
+                or self.keys.authenticate(x_api_key.strip()) != principal
+            ):
                 raise Unauthenticated(
-                    "X-API-Key and Authorization name different keys", code="invalid_api_key"
+                    "X-API-Key and Authorization must both hold the same valid key",
+                    code="invalid_api_key",
                 )
         return principal
 
