@@ -433,11 +433,13 @@ class IngestService:
         returned, so a resend to any process replays them.
         """
         try:
-            claims = await asyncio.gather(
-                *(self.store.claim(key, p.fingerprint) for key, p in items)
-            )
-        except StoreUnavailable as exc:
-            logger.warning("idempotency store unavailable: %s", exc)
+            # The store is bounded like the broker: an answer comes within the bound.
+            async with asyncio.timeout(self.settings.api_publish_timeout_s):
+                claims = await asyncio.gather(
+                    *(self.store.claim(key, p.fingerprint) for key, p in items)
+                )
+        except (StoreUnavailable, TimeoutError) as exc:
+            logger.warning("idempotency store unavailable: %s", exc or "no answer in time")
             return [
                 _failed(
                     p.record.event_id,
@@ -465,7 +467,12 @@ class IngestService:
                     settle.append(self.store.complete(key, prepared.fingerprint, outcome.to_json()))
                 else:
                     settle.append(self.store.release(key, prepared.fingerprint))
-            for result in await asyncio.gather(*settle, return_exceptions=True):
+            try:
+                async with asyncio.timeout(self.settings.api_publish_timeout_s):
+                    settled = await asyncio.gather(*settle, return_exceptions=True)
+            except TimeoutError:
+                settled = [TimeoutError("the idempotency store did not answer in time")]
+            for result in settled:
                 if isinstance(result, BaseException):
                     # The events are published (or not) already; a claim left behind
                     # expires after api_idempotency_in_progress_s.

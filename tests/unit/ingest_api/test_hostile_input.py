@@ -562,3 +562,35 @@ def test_a_wrong_key_beside_a_right_one_is_401(client: TestClient, keys: Keys) -
     assert (response.status_code, response.json()["code"]) == (401, "invalid_api_key")
     headers = {"X-API-Key": keys.bank.key, "Authorization": f"Bearer {keys.bank.key}"}
     assert client.post(URL, json=event(), headers=headers).status_code == 202
+
+
+class _BrokenStore(MemoryIdempotencyStore):
+    """A store that cannot be reached."""
+
+    async def claim(self, key: str, fingerprint: str) -> Any:
+        from ingest_api.exceptions import StoreUnavailable
+
+        raise StoreUnavailable("idempotency table t: ResourceNotFoundException")
+
+
+def test_unreachable_idempotency_store_is_503_and_nothing_is_published(
+    keys: Keys, clock: FakeClock
+) -> None:
+    publisher = MemoryPublisher()
+    app = create_app(
+        ApiSettings(),
+        publisher,
+        key_store=keys.store,
+        masker=EdgeMasker(HMAC_KEY),
+        idempotency_store=_BrokenStore(60, 30, clock),
+        clock=clock,
+    )
+    with TestClient(app) as client:
+        response = client.post(URL, json=event(), headers=auth())
+        batch = client.post(BATCH, json=[event(), event()], headers=auth())
+    assert (response.status_code, response.json()["code"]) == (503, "store_unavailable")
+    assert response.json()["retryable"] is True
+    assert "retry-after" in response.headers
+    assert batch.status_code == 503
+    assert {r["code"] for r in batch.json()["results"]} == {"store_unavailable"}
+    assert publisher.records("sluice-financial-transaction") == []
