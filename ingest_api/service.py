@@ -408,16 +408,19 @@ class IngestService:
     def _key(
         self, event_type: str, prepared: Prepared, idempotency_key: str | None, principal: Principal
     ) -> str:
-        """The idempotency key: ``(tenant, event type, canonical event_id)``, or
-        ``(API key, event type, Idempotency-Key)`` when the header was sent.
+        """The idempotency key: ``(stream, tenant, canonical event_id)``, or
+        ``(stream, API key, Idempotency-Key)`` when the header was sent.
 
-        The tenant is part of the key, so another tenant reusing an ``event_id`` gets its
-        own answer: it learns nothing about the owner's event and cannot block it.
+        The stream stands for the event type (one stream per type) and keeps apart
+        deployments that share a table. The tenant is part of the key, so another
+        tenant reusing an ``event_id`` gets its own answer: it learns nothing about the
+        owner's event and cannot block it.
         """
+        stream = self.streams.name_for(event_type)
         if idempotency_key is not None:
-            return dump_json(["key", principal.key_id, event_type, idempotency_key]).decode()
+            return dump_json(["key", stream, principal.key_id, idempotency_key]).decode()
         tenant = prepared.event.get("tenant_id")
-        return dump_json(["event", tenant, event_type, prepared.record.event_id]).decode()
+        return dump_json(["event", stream, tenant, prepared.record.event_id]).decode()
 
     async def _claimed_publish(
         self,

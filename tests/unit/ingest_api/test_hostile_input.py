@@ -486,7 +486,9 @@ def test_event_in_progress_elsewhere_is_409_retryable(keys: Keys, clock: FakeClo
     body = event()
     with TestClient(app) as client:
         # another process claimed the key and has not answered yet
-        probe_key = json.dumps(["event", body["tenant_id"], FT, body["event_id"]])
+        probe_key = json.dumps(
+            ["event", "sluice-financial-transaction", body["tenant_id"], body["event_id"]]
+        )
         fingerprint = _fingerprint(body)
         asyncio.run(store.claim(probe_key.replace(" ", ""), fingerprint))
         response = client.post(URL, json=body, headers=auth())
