@@ -8,6 +8,7 @@ scanned for card numbers, masked in place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import SecretStr
@@ -26,6 +27,7 @@ class EdgeMasker:
 
     def __init__(self, hmac_key: SecretStr | bytes | None) -> None:
         self._key = hmac_key
+        self._schemas: dict[tuple[str, Any], Mapping[str, Any] | None] = {}
 
     @classmethod
     def from_settings(cls, settings: PiiSettings | None = None) -> EdgeMasker:
@@ -35,10 +37,15 @@ class EdgeMasker:
     def __call__(self, event_type: str, record: dict[str, Any]) -> dict[str, Any]:
         """A masked copy of ``record`` (validated: its version is in the catalogue)."""
         version = record.get("schema_version")
-        cat = catalogue()
-        schema = (
-            cat.get(event_type, version).schema
-            if type(version) is int and cat.has(event_type, version)
-            else None
-        )
+        try:
+            schema = self._schemas[(event_type, version)]
+        except (KeyError, TypeError):
+            cat = catalogue()
+            schema = (
+                cat.get(event_type, version).schema
+                if type(version) is int and cat.has(event_type, version)
+                else None
+            )
+            if type(version) is int:
+                self._schemas[(event_type, version)] = schema
         return mask_record(record, hmac_key=self._key, schema=schema)

@@ -21,10 +21,10 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ingest_api.auth import Principal
 from ingest_api.base import AcceptedLog, accepted_entry
@@ -49,6 +49,7 @@ from sluice.config import StreamSettings
 from sluice.errors import SluiceError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
@@ -436,11 +437,9 @@ class IngestService:
         returned, so a resend to any process replays them.
         """
         try:
-            # The store is bounded like the broker: an answer comes within the bound.
-            async with asyncio.timeout(self.settings.api_publish_timeout_s):
-                claims = await asyncio.gather(
-                    *(self.store.claim(key, p.fingerprint) for key, p in items)
-                )
+            claims = await self._bounded(
+                [self.store.claim(key, p.fingerprint) for key, p in items]
+            )
         except (StoreUnavailable, TimeoutError) as exc:
             logger.warning("idempotency store unavailable: %s", exc or "no answer in time")
             return [
@@ -470,9 +469,9 @@ class IngestService:
                     settle.append(self.store.complete(key, prepared.fingerprint, outcome.to_json()))
                 else:
                     settle.append(self.store.release(key, prepared.fingerprint))
+            settled: list[Any]
             try:
-                async with asyncio.timeout(self.settings.api_publish_timeout_s):
-                    settled = await asyncio.gather(*settle, return_exceptions=True)
+                settled = await self._bounded(settle, return_exceptions=True)
             except TimeoutError:
                 settled = [TimeoutError("the idempotency store did not answer in time")]
             for result in settled:
@@ -483,6 +482,29 @@ class IngestService:
         final = [o for o in outcomes if o is not None]
         assert len(final) == len(items)
         return final
+
+    async def _bounded(
+        self, calls: list[Coroutine[Any, Any, T]], *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """The results of store ``calls``, within the publish bound like the broker.
+
+        The in-process store answers at once: its calls are awaited in turn, without
+        tasks or timers (the hot path of one event stays a few awaits).
+        """
+        if self.store.backend == "memory":
+            results: list[Any] = []
+            for call in calls:
+                try:
+                    results.append(await call)
+                except StoreUnavailable as exc:
+                    if not return_exceptions:
+                        for rest in calls[len(results) + 1 :]:
+                            rest.close()
+                        raise
+                    results.append(exc)
+            return results
+        async with asyncio.timeout(self.settings.api_publish_timeout_s):
+            return list(await asyncio.gather(*calls, return_exceptions=return_exceptions))
 
     @staticmethod
     def _from_claim(claim: Claim, prepared: Prepared) -> EventOutcome:

@@ -361,17 +361,32 @@ def compile_mask(schema: Any, named: dict[str, Mask] | None = None, fmt: Any = N
             [items(v, key) for v in value] if isinstance(value, list) else _generic(value, key)
         )
     if kind in ("record", "error"):
-        fields: dict[str, Mask] = {}
+        fields: dict[str, tuple[int, Mask]] = {}
 
         def record_mask(value: Any, key: Key | None) -> Any:
             if not isinstance(value, Mapping):
                 return _generic(value, key)
             out: dict[str, Any] = {}
             for name, item in value.items():
-                mask = fields.get(name)
-                if type(name) is str and mask is None:
-                    name = mask_luhn_in_text(name)  # a field the schema does not know
-                out[name] = item if item is None else (mask or _generic)(item, key)
+                entry = fields.get(name)
+                if entry is None:
+                    # a field the schema does not know: scanned like everything else
+                    if type(name) is str:
+                        name = mask_luhn_in_text(name)
+                    out[name] = _generic(item, key)
+                    continue
+                how, mask = entry
+                if item is None or how == _KEEP:
+                    out[name] = item
+                elif how == _TEXT and type(item) is str:
+                    # the common case inline: most strings are too short to hold a PAN
+                    out[name] = (
+                        item
+                        if len(item) < PAN_MIN_DIGITS or _MAY_HOLD_PAN(item) is None
+                        else mask_luhn_in_text(item)
+                    )
+                else:
+                    out[name] = mask(item, key)
             return out
 
         name = schema.get("name")
@@ -381,9 +396,28 @@ def compile_mask(schema: Any, named: dict[str, Mask] | None = None, fmt: Any = N
             if isinstance(namespace, str):
                 named[f"{namespace}.{name}"] = record_mask
         for field in schema.get("fields", ()):
-            fields[field["name"]] = compile_mask(field["type"], named, field.get("sluice.format"))
+            mask = compile_mask(field["type"], named, field.get("sluice.format"))
+            fields[field["name"]] = (_how(field["type"], field.get("sluice.format")), mask)
         return record_mask
     return _keep
+
+
+_KEEP, _TEXT, _OTHER = 0, 1, 2
+_PRIMITIVES: Final = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes"})
+
+
+def _how(schema: Any, fmt: Any) -> int:
+    """How a record field is masked: kept as is, scanned as text, or by its own mask."""
+    if isinstance(schema, list):
+        branches = [s for s in schema if s != "null"]
+        return _how(branches[0], fmt) if len(branches) == 1 else _OTHER
+    kind = schema.get("type") if isinstance(schema, Mapping) else schema
+    if kind in _PRIMITIVES or (isinstance(schema, Mapping) and "logicalType" in schema):
+        # numbers, bytes, decimals, dates, timestamps, UUIDs: never text
+        return _KEEP
+    if kind == "string" and fmt not in ("pan", "national-id"):
+        return _TEXT
+    return _OTHER
 
 
 _COMPILED: dict[int, tuple[Mapping[str, Any], Mask]] = {}
