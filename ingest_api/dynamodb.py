@@ -67,6 +67,9 @@ class _Client:
                         connect_timeout=2,
                         read_timeout=2,
                         max_pool_connections=32,
+                        # requests are built here from fixed shapes; botocore's
+                        # validation of them costs CPU on every call of the hot path
+                        parameter_validation=False,
                     )
                     self._client = boto3.client("dynamodb", config=config, **aws.client_kwargs())
         return self._client
