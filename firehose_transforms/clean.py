@@ -286,7 +286,9 @@ def clean_enum(value: Any, field: str, symbols: frozenset[str]) -> str:
         return value
     symbol = clean_text(value, field).upper()
     if symbol not in symbols:
-        raise reject(Reason.INVALID_EVENT, f"{field} {symbol[:32]!r} is not a symbol of the schema")
+        raise reject(
+            Reason.INVALID_EVENT, f"{field} {pii.excerpt(symbol)} is not a symbol of the schema"
+        )
     return symbol
 
 
@@ -391,7 +393,7 @@ def to_row(
         event_type = str(raw_type or "").strip()
         builder = _BUILDERS.get(event_type)
         if builder is None:
-            raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {event_type[:40]!r}")
+            raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {pii.excerpt(event_type)}")
     masked = _masked(record, event_type, hmac_key)
     row = _common(masked, event_type)
     builder(masked, row, hmac_key)

@@ -54,3 +54,13 @@ def test_every_string_and_key_is_masked() -> None:
     digits = ascii_digits(repr(row))
     assert "4111111111111111" not in digits
     assert "5555555555554444" not in digits
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"event_type": "4111111111111111"}, {"status": "4111 1111 1111 1111"}],
+)
+def test_reasons_never_quote_a_card_number(changes: dict[str, str]) -> None:
+    with pytest.raises(RecordRejected) as info:
+        to_row(b.transaction(**changes))
+    assert "4111111111111111" not in ascii_digits(str(info.value))
