@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -588,7 +588,9 @@ class IngestService:
             outcome = self._resolve(replay, prepared.record.event_id)
             outcomes[index] = outcome
             fresh[index] = replay.source == "fresh" and id(outcome) not in replayed
-        final = [o for o in outcomes if o is not None]
+        final = _within_budget(
+            [o for o in outcomes if o is not None], BATCH_FIELD_ERRORS_BUDGET
+        )
         assert len(final) == len(events)
         if self._accepted_log is not None:
             newly = [(p, final[i]) for i, p in valid if fresh[i] and final[i].accepted]
@@ -682,6 +684,27 @@ def _rejected(
 
 #: Longest field path quoted in a field error (a map key or unknown field name is client text).
 MAX_FIELD_PATH = 120
+#: Field errors listed in one batch answer, over all its events (the rest are counted):
+#: with at most ~1.3 KB per listed error, a batch answer stays far below 6 MB.
+BATCH_FIELD_ERRORS_BUDGET = 1000
+
+
+def _within_budget(outcomes: list[EventOutcome], budget: int) -> list[EventOutcome]:
+    """``outcomes`` listing at most ``budget`` field errors in all (in order); the errors
+    left out are added to each outcome's ``errors_omitted``."""
+    if sum(len(o.errors) for o in outcomes) <= budget:
+        return outcomes
+    out = []
+    for outcome in outcomes:
+        if len(outcome.errors) > budget:
+            outcome = replace(
+                outcome,
+                errors=outcome.errors[:budget],
+                errors_omitted=outcome.errors_omitted + len(outcome.errors) - budget,
+            )
+        budget -= len(outcome.errors)
+        out.append(outcome)
+    return out
 
 
 def bounded_issues(errors: Sequence[FieldError], limit: int) -> tuple[tuple[FieldIssue, ...], int]:

@@ -271,6 +271,9 @@ def redact_message(text: str, limit: int = 300) -> str:
     Long digit runs are masked (as :func:`excerpt` does) and the text is cut to ``limit``.
     """
     text = _mask_every_long_run(text)
+    if not text.isprintable():
+        # control characters would be escaped six-fold in JSON: one "?" each
+        text = "".join(c if c.isprintable() else "?" for c in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

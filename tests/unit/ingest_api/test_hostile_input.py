@@ -596,3 +596,25 @@ def test_unreachable_idempotency_store_is_503_and_nothing_is_published(
     assert batch.status_code == 503
     assert {r["code"] for r in batch.json()["results"]} == {"store_unavailable"}
     assert publisher.records("sluice-financial-transaction") == []
+
+
+def test_full_batch_of_worst_case_errors_stays_under_the_lambda_limit(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    # 500 events, each with 30 unknown fields whose names are control characters (six
+    # bytes each once escaped in JSON) and multibyte characters
+    names = ["\x01" * 4 + "\u4e00" * 4 + str(i) for i in range(30)]
+    raw = json.dumps([{n: 1 for n in names}] * 500, separators=(",", ":"), ensure_ascii=False)
+    assert len(raw.encode()) < 1_048_576
+    lambda_function.configure(make_app())
+    try:
+        response = lambda_function.lambda_handler(_apigw_v2(BATCH, raw), _Context())
+    finally:
+        lambda_function.configure(None)
+    assert response["statusCode"] == 422
+    assert len(json.dumps(response)) < LAMBDA_LIMIT
+    results = json.loads(response["body"])["results"]
+    listed = sum(len(r["errors"]) for r in results)
+    assert listed <= 1000
+    assert listed + sum(r["errors_omitted"] for r in results) >= 500 * 30
+    assert "\x01" not in response["body"]
