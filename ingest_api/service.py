@@ -437,9 +437,7 @@ class IngestService:
         returned, so a resend to any process replays them.
         """
         try:
-            claims = await self._bounded(
-                [self.store.claim(key, p.fingerprint) for key, p in items]
-            )
+            claims = await self._bounded([self.store.claim(key, p.fingerprint) for key, p in items])
         except (StoreUnavailable, TimeoutError) as exc:
             logger.warning("idempotency store unavailable: %s", exc or "no answer in time")
             return [
@@ -588,9 +586,7 @@ class IngestService:
             outcome = self._resolve(replay, prepared.record.event_id)
             outcomes[index] = outcome
             fresh[index] = replay.source == "fresh" and id(outcome) not in replayed
-        final = _within_budget(
-            [o for o in outcomes if o is not None], BATCH_FIELD_ERRORS_BUDGET
-        )
+        final = _within_budget([o for o in outcomes if o is not None], BATCH_FIELD_ERRORS_BUDGET)
         assert len(final) == len(events)
         if self._accepted_log is not None:
             newly = [(p, final[i]) for i, p in valid if fresh[i] and final[i].accepted]
