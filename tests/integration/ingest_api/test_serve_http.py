@@ -161,4 +161,5 @@ def test_client_gone_mid_body_is_not_a_server_error(server: tuple[int, Path]) ->
     time.sleep(1.5)
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'status="503"' not in metrics
+    assert 'status="499"' in metrics
     assert "Traceback" not in log.read_text()
