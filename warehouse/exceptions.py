@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sluice.errors import FatalError, RetryableError
+from sluice.errors import FatalError, ManifestError, RetryableError, ZoneReadError
+
+__all__ = [
+    "BatchClosedError",
+    "ManifestError",
+    "UnsupportedOperationError",
+    "WarehouseConflictError",
+    "WarehouseDataError",
+    "WarehouseSchemaError",
+    "WarehouseUnavailableError",
+    "ZoneReadError",
+]
 
 
 class WarehouseUnavailableError(RetryableError):
@@ -29,18 +40,6 @@ class WarehouseSchemaError(FatalError):
     """The warehouse schema is missing, older than the code, or the SQL is wrong."""
 
     default_code: ClassVar[str] = "warehouse_schema_error"
-
-
-class ManifestError(FatalError):
-    """A manifest is not valid Redshift manifest JSON, or names a file that is missing."""
-
-    default_code: ClassVar[str] = "manifest_invalid"
-
-
-class ZoneReadError(RetryableError):
-    """Reading a file or manifest from the S3 zone failed for a transient reason."""
-
-    default_code: ClassVar[str] = "zone_read_failed"
 
 
 class BatchClosedError(FatalError):

@@ -36,9 +36,9 @@ from typing import Any
 
 from sluice.config import AwsSettings, KafkaSettings, ZoneSettings
 from sluice.errors import SluiceError
+from sluice.zone import Zone, gunzip
 from warehouse.base import Warehouse
 from warehouse.models import TargetTable
-from warehouse.zone import Zone, gunzip
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +453,7 @@ def default_sources(
 ) -> dict[str, StageSource | None]:
     """The stage sources of the configured pipeline (settings from the environment)."""
     from sluice.config import StreamBackend, StreamSettings
-    from warehouse.zone import S3Zone
+    from sluice.zone import S3Zone
 
     zs = ZoneSettings()
     zone = zone or S3Zone(aws=AwsSettings())

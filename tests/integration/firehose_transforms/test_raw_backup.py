@@ -18,8 +18,8 @@ import pytest
 from firehose_transforms.config import DeliverySettings
 from firehose_transforms.delivery import run_delivery
 from firehose_transforms.models import DeliveryOptions, DeliverySummary, SourceKind
-from firehose_transforms.zone import RAW_CONTENT_TYPE, unframe_raw
 from sluice.config import EventType, ZoneSettings
+from sluice.zone import RAW_CONTENT_TYPE, unframe_raw
 from tests.integration.firehose_transforms.helpers import (
     list_keys,
     mixed_batch,

@@ -11,6 +11,7 @@ import pytest
 
 from sluice.cli import main
 from sluice.config import ZoneSettings
+from sluice.zone import S3Zone
 from tests.unit.warehouse.contract import ft_row, ic_row
 from tests.unit.warehouse.zonefixtures import put_batch
 from warehouse import init_warehouse
@@ -18,7 +19,6 @@ from warehouse.config import WarehouseSettings
 from warehouse.lambda_function import handle_event
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.postgres import PostgresWarehouse
-from warehouse.zone import S3Zone
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import psycopg
 import pytest
 
 from sluice.config import ZoneSettings
+from sluice.zone import S3Zone
 from tests.unit.warehouse.contract import ft_row, ic_row
 from tests.unit.warehouse.zonefixtures import put_batch
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.models import LoadState, TargetTable, load_id_for
 from warehouse.postgres import PostgresWarehouse
-from warehouse.zone import S3Zone
 
 pytestmark = pytest.mark.integration
 

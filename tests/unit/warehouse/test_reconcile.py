@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.config import ZoneSettings
+from sluice.zone import MemoryZone
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.zonefixtures import ndjson_gz
 from warehouse.memory import MemoryWarehouse
@@ -23,7 +24,6 @@ from warehouse.reconcile import (
     zone_clean_source,
     zone_error_source,
 )
-from warehouse.zone import MemoryZone
 
 T0 = datetime(2026, 11, 22, 3, tzinfo=UTC)
 
