@@ -55,7 +55,10 @@ class FakeConnection:
             return self.conflicts
         if "FROM sys_load_detail" in sql:
             return [("s3://b/clean/event_type=financial-transaction/f0.gz", 5)]
-        if "FROM dw.load_jobs WHERE load_id = %s" in sql or "FROM dw.load_jobs WHERE state IN" in sql:
+        if (
+            "FROM dw.load_jobs WHERE load_id = %s" in sql
+            or "FROM dw.load_jobs WHERE state IN" in sql
+        ):
             return self.jobs
         if sql.startswith("UPDATE dw.load_jobs"):
             return [()]
