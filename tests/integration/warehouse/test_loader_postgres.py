@@ -22,7 +22,7 @@ FT = TargetTable.FINANCIAL_TRANSACTIONS
 
 
 def loader_for(wh: PostgresWarehouse, zone: Any, zs: ZoneSettings, **opts: Any) -> Loader:
-    options = LoaderOptions(**{"retry_delays": (0.0, 0.0), **opts})
+    options = LoaderOptions(**{"retry_delays": (0.0, 0.0), "sweep_grace": 0.0, **opts})
     return Loader(wh, zone, zone_settings=zs, options=options, sleep=lambda s: None)
 
 
@@ -41,13 +41,15 @@ def test_loads_from_s3_exactly_once(
     # a replayed batch: other keys, some of the same events
     put_batch(s3_zone, bucket, "financial-transaction", "b3", [rows[25:35]])
     summary = loader_for(pg_warehouse, s3_zone, zone_settings).run_once()
-    assert [o.state for o in summary.outcomes] == [LoadState.COMPLETED] * 3
+    # the sweep groups the clean objects per target: one load each
+    assert [o.state for o in summary.outcomes] == [LoadState.COMPLETED] * 2
     assert pg_warehouse.count("financial_transactions") == 50
     assert pg_warehouse.count("insurance_claims") == 2
     assert summary.totals()["inserted"] == 52
-    # the same manifest again: nothing claimed, no new rows or audit rows
+    # a manifest naming files already loaded: they are skipped, no new rows or audit rows
     again = loader_for(pg_warehouse, s3_zone, zone_settings)
-    assert again.load_manifest(m1) is None
+    outcome = again.load_manifest(m1)
+    assert outcome is not None and (outcome.files_loaded, outcome.files_skipped) == (0, 2)
     assert again.run_once().outcomes == []
     assert pg_warehouse.count("financial_transactions") == 50
     assert pg_warehouse.count("load_audit") == 4
