@@ -417,10 +417,10 @@ def test_status_shows_running_stuck_and_failed_jobs(wired: dict[str, Any]) -> No
 
 
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def private_postgres(stack_base_dir: Path) -> Iterator[dict[str, Any]]:
     """A PostgreSQL server of this test's own, which it may stop and start."""
     port = free_port()
-    runner = PostgresRunner(tmp_path / "pg", "127.0.0.1", port, tmp_path / "pg.log")
+    runner = PostgresRunner(stack_base_dir / "pg", "127.0.0.1", port, stack_base_dir / "pg.log")
     state = {"pid": runner.start(), "runner": runner}
     yield {
         "dsn": postgres_dsn("127.0.0.1", port, "postgres"),
