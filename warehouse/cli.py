@@ -327,4 +327,11 @@ def print_report(report: Any, console: Any = None) -> None:
             console.print(f"[red]missing at {s.stage}[/]: {eid}")
     for eid in report.lost[:20]:
         console.print(f"[red]lost (neither in the warehouse nor in errors)[/]: {eid}")
+    for eid, hold in report.withheld[:20]:
+        console.print(
+            f"[yellow]withheld[/] {eid}: behind load {hold.load_id} ({hold.status}, "
+            f"lease until {hold.lease_expires_at or '-'})"
+        )
+    for reason, n in sorted(report.quarantined.items()):
+        console.print(f"quarantined ({reason}): {n}")
     console.print("[green]OK: nothing missing[/]" if report.ok else "[red]MISMATCH[/]")

@@ -71,7 +71,7 @@ def test_delivered_zone_loads_into_the_warehouse_exactly_once(
         warehouse,
         S3Zone(client=stack.aws_client("s3")),
         zone_settings=zone,
-        options=LoaderOptions(retry_delays=(0.0,)),
+        options=LoaderOptions(retry_delays=(0.0,), sweep_grace=0.0),
         sleep=lambda _s: None,
     )
     summary = loader.run_once()

@@ -18,6 +18,7 @@ from warehouse.config import WarehouseSettings
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def env(
     settings_env: dict[str, str],
