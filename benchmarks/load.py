@@ -158,6 +158,9 @@ def by_hand(dsn: str, schema: str, text: bytes) -> Run:
 
 def through_loader(loader: Loader, dsn: str, schema: str, manifest: str) -> Run:
     wh = PostgresWarehouse(dsn, schema=schema)
+    lease = PostgresWarehouse(dsn, schema=schema)  # renews the job's lease, as in production
+    lease.backend_pid()
+    loader.use_lease_warehouse(lease)
     run = Run(loader.worker_pids())
     run.start(wh.backend_pid())  # connect outside the timed part, as by_hand does
     loader.warehouse = wh

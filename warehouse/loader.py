@@ -551,6 +551,12 @@ class Loader:
             log.warning("load %s failed (%s); retrying in %.1fs", job.load_id, outcome.error, delay)
             self._sleep(delay)
 
+    def use_lease_warehouse(self, warehouse: Warehouse | None) -> None:
+        """Renew leases over this warehouse from now on (closing the previous one)."""
+        if self._lease_wh is not None and self._lease_wh is not warehouse:
+            self._lease_wh.close()
+        self._lease_wh = warehouse
+
     def _lease(self) -> Warehouse | None:
         if self._lease_wh is None and self._lease_factory is not None:
             self._lease_wh = self._lease_factory()
