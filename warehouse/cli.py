@@ -191,7 +191,7 @@ def _status(settings: Any, as_json: bool) -> int:
     """``sluice load --status``: running, stuck and failed jobs; exit 1 when any is stuck
     or failed."""
     from warehouse.factory import create_warehouse
-    from warehouse.loader import job_status
+    from warehouse.leases import job_status
 
     wh = create_warehouse(settings)
     try:

@@ -500,7 +500,7 @@ def warehouse_source(
 def pending_loads_source(warehouse: Warehouse, zone: Zone, *, lease_seconds: float) -> HoldSource:
     """The events of the clean files each load job not yet committed holds."""
     from sluice.zone import parse_manifest
-    from warehouse.loader import job_status
+    from warehouse.leases import job_status
 
     def read() -> list[Hold]:
         holds: list[Hold] = []

@@ -420,7 +420,7 @@ def test_dead_loaders_jobs_are_taken_over_after_the_lease(
     job = loader.read_job(url)
     assert wh.claim_load(job, lease_seconds=60, max_attempts=5) == 1  # then the loader died
     assert loader.run_once().outcomes == []  # lease still held
-    from warehouse.loader import job_status
+    from warehouse.leases import job_status
 
     (row,) = job_status(wh, lease_seconds=60)
     assert row["status"] == "running" and row["lease_expires_at"]
