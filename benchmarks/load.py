@@ -34,7 +34,8 @@ import psycopg
 
 from firehose_transforms.jsonio import dumps_line
 from sluice.config import AwsSettings, ZoneSettings
-from sluice.zone import S3Zone, manifest_body
+from sluice.zone import manifest_body
+from sluice.zonestore import S3Zone
 from warehouse import sqlgen
 from warehouse.config import WarehouseSettings
 from warehouse.loader import Loader, LoaderOptions

@@ -115,7 +115,7 @@ def build_loader(settings: Any, workers: int | None = None, grace: float | None 
     from dataclasses import replace
 
     from sluice.config import AwsSettings, ZoneSettings
-    from sluice.zone import S3Zone
+    from sluice.zonestore import S3Zone
     from warehouse.factory import create_warehouse
     from warehouse.loader import Loader, LoaderOptions
     from warehouse.queue import SqsQueue

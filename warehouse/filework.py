@@ -14,7 +14,8 @@ import threading
 import time
 
 from sluice.errors import ManifestError
-from sluice.zone import Zone, gunzip
+from sluice.zone import gunzip
+from sluice.zonestore import Zone
 from warehouse.models import ManifestEntry, TargetTable
 from warehouse.rows import EncodedBatch, encode_file
 

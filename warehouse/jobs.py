@@ -32,7 +32,6 @@ from sluice.config import EventType, ZoneSettings
 from sluice.errors import ManifestError, SluiceError
 from sluice.zone import (
     MANIFEST_CONTENT_TYPE,
-    Zone,
     event_type_of_key,
     loader_manifest_key,
     manifest_body,
@@ -40,6 +39,7 @@ from sluice.zone import (
     s3_url,
     split_url,
 )
+from sluice.zonestore import Zone
 from warehouse.base import Warehouse, WarehouseBatch, outcome_after_failure
 from warehouse.config import WarehouseSettings
 from warehouse.filework import init_worker, read_and_encode, read_and_encode_in_worker

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from sluice.config import AwsSettings, ZoneSettings
-from sluice.zone import S3Zone
+from sluice.zonestore import S3Zone
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.queue import QueueMessage
 

@@ -38,7 +38,6 @@ from sluice.errors import ManifestError, SluiceError
 from sluice.zone import (
     MANIFEST_SUFFIX,
     ObjectEvent,
-    ZoneObject,
     event_type_of_key,
     group_by_event_type,
     loader_manifest_key,
@@ -46,6 +45,7 @@ from sluice.zone import (
     s3_url,
     split_url,
 )
+from sluice.zonestore import ZoneObject
 from warehouse.jobs import JobRunner
 from warehouse.jobs import LoaderOptions as LoaderOptions  # the loader's public API
 from warehouse.jobs import RunSummary as RunSummary

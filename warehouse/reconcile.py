@@ -41,7 +41,8 @@ from typing import Any
 
 from sluice.config import AwsSettings, KafkaSettings, ZoneSettings
 from sluice.errors import SluiceError
-from sluice.zone import Zone, gunzip
+from sluice.zone import gunzip
+from sluice.zonestore import Zone
 from warehouse.base import Warehouse
 from warehouse.models import TargetTable
 
@@ -570,7 +571,7 @@ def default_sources(
 ) -> dict[str, StageSource | None]:
     """The stage sources of the configured pipeline (settings from the environment)."""
     from sluice.config import StreamBackend, StreamSettings
-    from sluice.zone import S3Zone
+    from sluice.zonestore import S3Zone
 
     zs = ZoneSettings()
     zone = zone or S3Zone(aws=AwsSettings())
@@ -603,7 +604,7 @@ def reconcile_pipeline(
 
     The demo calls this in Python; pass ``warehouse`` to reuse an open one.
     """
-    from sluice.zone import S3Zone
+    from sluice.zonestore import S3Zone
     from warehouse.config import WarehouseSettings
     from warehouse.factory import create_warehouse
 

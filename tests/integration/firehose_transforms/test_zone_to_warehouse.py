@@ -37,7 +37,7 @@ def test_delivered_zone_loads_into_the_warehouse_exactly_once(
     bucket_factory: Callable[..., str],
     warehouse: Any,
 ) -> None:
-    from sluice.zone import S3Zone
+    from sluice.zonestore import S3Zone
     from warehouse.loader import Loader, LoaderOptions
 
     monkeypatch.setenv("SLUICE_PII_HMAC_KEY", b.HMAC_KEY)

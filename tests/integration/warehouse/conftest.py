@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sluice.config import ZoneSettings
-from sluice.zone import S3Zone
+from sluice.zonestore import S3Zone
 from warehouse.postgres import PostgresWarehouse
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 
 from sluice.cli import main
 from sluice.config import ZoneSettings
-from sluice.zone import S3Zone
+from sluice.zonestore import S3Zone
 from tests.unit.warehouse.contract import ft_row, ic_row
 from tests.unit.warehouse.zonefixtures import put_batch
 from warehouse import init_warehouse

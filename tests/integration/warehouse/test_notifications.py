@@ -33,7 +33,7 @@ from deploy.local import provision
 from deploy.local.base import free_port
 from deploy.local.services import PostgresRunner, postgres_answers, postgres_dsn, terminate
 from sluice.config import AwsSettings, ZoneSettings
-from sluice.zone import S3Zone
+from sluice.zonestore import S3Zone
 from tests.unit.warehouse.contract import ft_row
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.postgres import PostgresWarehouse

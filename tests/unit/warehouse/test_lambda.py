@@ -17,7 +17,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from sluice.config import ZoneSettings
-from sluice.zone import MemoryZone
+from sluice.zonestore import MemoryZone
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.zonefixtures import ndjson_gz
 from warehouse.exceptions import WarehouseUnavailableError

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from sluice.config import ZoneSettings
-from sluice.zone import MemoryZone, ZoneObject, parse_manifest
+from sluice.zone import parse_manifest
+from sluice.zonestore import MemoryZone, ZoneObject
 from tests.unit.warehouse.contract import ft_row, ic_row
 from tests.unit.warehouse.zonefixtures import DirectoryZone, put_batch
 from warehouse.config import WarehouseSettings

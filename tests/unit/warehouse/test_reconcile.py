@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.config import ZoneSettings
-from sluice.zone import MemoryZone
+from sluice.zonestore import MemoryZone
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.zonefixtures import ndjson_gz
 from warehouse.memory import MemoryWarehouse

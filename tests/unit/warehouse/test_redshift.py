@@ -169,7 +169,8 @@ def test_serializable_isolation_violation_is_retryable() -> None:
 
 def test_loader_copies_the_manifest_or_a_manifest_of_the_remaining_files() -> None:
     from sluice.config import ZoneSettings
-    from sluice.zone import MemoryZone, parse_manifest
+    from sluice.zone import parse_manifest
+    from sluice.zonestore import MemoryZone
     from warehouse.loader import Loader
     from warehouse.models import LoadJob, Manifest, ManifestEntry
 

@@ -18,7 +18,8 @@ import sqlglot
 from sqlglot import exp
 
 from sluice.config import ZoneSettings
-from sluice.zone import MemoryZone, manifest_body
+from sluice.zone import manifest_body
+from sluice.zonestore import MemoryZone
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.test_redshift import FakeConnection, make
 from tests.unit.warehouse.zonefixtures import ndjson_gz

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sluice.zone import ZoneObject, manifest_body, s3_url, split_url
+from sluice.zone import manifest_body, s3_url, split_url
+from sluice.zonestore import ZoneObject
 from warehouse.exceptions import ManifestError
 from warehouse.models import ManifestEntry
 
