@@ -482,3 +482,21 @@ def test_follow_waits_out_a_postgres_restart(
     _, err = proc.communicate(timeout=30)
     attempts = [line for line in err.splitlines() if "load pass" in line and "retrying" in line]
     assert attempts  # one line per failed attempt
+
+
+def test_sqs_queue_receives_and_deletes_and_reports_failures(
+    stack: Any, wired: dict[str, Any]
+) -> None:
+    from sluice.errors import ZoneReadError
+    from warehouse.queue import QueueMessage, SqsQueue
+
+    queue = SqsQueue(wired["queue_url"], client=wired["sqs"])
+    got = queue.receive(max_messages=10, wait_seconds=1)
+    assert got and any("s3:TestEvent" in m.body for m in got)  # sent when configured
+    queue.delete(got)
+    assert queue.receive(max_messages=10, wait_seconds=0) == []
+    with pytest.raises(ZoneReadError):
+        queue.delete([QueueMessage("x", "not-a-receipt-handle", "")])
+    missing = SqsQueue(wired["queue_url"] + "-missing", client=wired["sqs"])
+    with pytest.raises(ZoneReadError):
+        missing.receive(max_messages=1, wait_seconds=0)

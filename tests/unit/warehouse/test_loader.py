@@ -463,3 +463,26 @@ def test_worker_setting_reads_auto_or_a_count(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("SLUICE_WAREHOUSE_LOAD_WORKERS", bad)
         with pytest.raises(ValueError, match=r"load_workers|load workers"):
             WarehouseSettings()
+
+
+def test_the_lease_is_renewed_while_a_load_runs_and_not_after(wh: MemoryWarehouse) -> None:
+    import time
+
+    from warehouse.leases import LeaseKeeper
+    from warehouse.models import LoadJob, Manifest
+
+    url = f"s3://{BUCKET}/manifests/financial-transaction/m.manifest"
+    job = LoadJob(url, FT, Manifest((), url))
+    assert wh.claim_load(job, lease_seconds=60, max_attempts=5) == 1
+    before = wh.load_record(job.load_id)
+    assert before is not None and before.updated_at is not None
+    with LeaseKeeper(wh, job.load_id, 1, 0.05):
+        time.sleep(0.3)
+    during = wh.load_record(job.load_id)
+    assert during is not None and during.updated_at is not None
+    assert during.updated_at > before.updated_at
+    time.sleep(0.2)
+    after = wh.load_record(job.load_id)
+    assert after is not None and after.updated_at == during.updated_at  # stopped
+    # another attempt owns the job now: the old keeper gives up
+    assert not wh.renew_lease(job.load_id, 2)
