@@ -7,6 +7,7 @@ from typing import ClassVar
 from sluice.errors import FatalError, ManifestError, RetryableError, ZoneReadError
 
 __all__ = [
+    "BadEventError",
     "BatchClosedError",
     "ManifestError",
     "UnsupportedOperationError",
@@ -40,6 +41,12 @@ class WarehouseSchemaError(FatalError):
     """The warehouse schema is missing, older than the code, or the SQL is wrong."""
 
     default_code: ClassVar[str] = "warehouse_schema_error"
+
+
+class BadEventError(FatalError):
+    """A Lambda event is not of the shape the handler is wired for (an SQS event)."""
+
+    default_code: ClassVar[str] = "bad_event"
 
 
 class BatchClosedError(FatalError):

@@ -18,6 +18,7 @@ from typing import Any
 
 from sluice.config import AwsSettings, ZoneSettings
 from sluice.zonestore import S3Zone
+from warehouse.exceptions import BadEventError
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.queue import QueueMessage
 
@@ -31,7 +32,7 @@ def messages_from_event(event: dict[str, Any]) -> list[QueueMessage]:
     out: list[QueueMessage] = []
     for record in event.get("Records", []):
         if not isinstance(record, dict) or record.get("eventSource") != "aws:sqs":
-            raise ValueError("not an SQS event record (eventSource is not aws:sqs)")
+            raise BadEventError("not an SQS event record (eventSource is not aws:sqs)")
         out.append(
             QueueMessage(
                 str(record["messageId"]), str(record.get("receiptHandle", "")), record["body"]

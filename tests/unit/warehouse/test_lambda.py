@@ -20,7 +20,7 @@ from sluice.config import ZoneSettings
 from sluice.zonestore import MemoryZone
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.zonefixtures import ndjson_gz
-from warehouse.exceptions import WarehouseUnavailableError
+from warehouse.exceptions import BadEventError, WarehouseUnavailableError
 from warehouse.lambda_function import handle_event, messages_from_event
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.memory import MemoryWarehouse
@@ -126,5 +126,5 @@ def test_a_record_that_is_not_from_sqs_is_refused(event: dict[str, Any]) -> None
     loader, _, _ = setup()
     bad = copy.deepcopy(event)
     bad["Records"][0]["eventSource"] = "aws:s3"
-    with pytest.raises(ValueError, match="aws:sqs"):
+    with pytest.raises(BadEventError, match="aws:sqs"):
         handle_event(bad, loader=loader)
