@@ -98,8 +98,9 @@ class WarehouseBatch(Protocol):
         """Write rejected rows to the quarantine table (already done by the stage calls)."""
         ...
 
-    def lock(self, tables: Iterable[TargetTable]) -> None:
-        """Take the writers' lock on these targets until the transaction ends.
+    def lock(self, tables: Iterable[TargetTable], *, audit: bool = False) -> None:
+        """Take the writers' lock on these targets until the transaction ends (and with
+        ``audit`` on the load audit: a loader's transaction reads and writes it).
 
         Every write to a target's staging takes it first (``stage*`` lock the table
         they stage into), so writers of one target run one after the other: each MERGE

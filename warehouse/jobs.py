@@ -334,7 +334,7 @@ class JobRunner:
         try:
             with lease, self.warehouse.batch() as b:
                 b.load_id = job.load_id
-                b.lock([job.table])
+                b.lock([job.table], audit=True)
                 already = b.loaded_files(files)
                 todo = [e for e in job.manifest.entries if e.url not in already]
                 audits, total = self._stage(b, job, todo, attempt)

@@ -202,7 +202,7 @@ class MemoryBatch:
         self._closed = False
         self.load_id: str | None = None
 
-    def lock(self, tables: Iterable[TargetTable]) -> None:
+    def lock(self, tables: Iterable[TargetTable], *, audit: bool = False) -> None:
         """Nothing to take: a memory transaction works on its own copy."""
         self._check("lock")
 

@@ -448,6 +448,7 @@ class SqlBatch:
         self._wh = warehouse
         self._staged: list[TargetTable] = []
         self._locked: set[TargetTable] = set()
+        self._audit_locked = False
         self._closed = False
         self.load_id: str | None = None
 
@@ -460,17 +461,23 @@ class SqlBatch:
         if table not in self._staged:
             self._staged.append(table)
 
-    def lock(self, tables: Iterable[TargetTable]) -> None:
-        """Take the writers' lock on these targets (held until commit or rollback).
+    def lock(self, tables: Iterable[TargetTable], *, audit: bool = False) -> None:
+        """Take the writers' lock on these targets (held until commit or rollback), and
+        with ``audit`` on the load audit too (a loader's transaction).
 
         Staging a table locks it too; a writer that will touch several tables locks
         them all first, in one statement, so two writers never deadlock.
         """
         wh = self._open()
         todo = set(tables) - self._locked
-        if todo:
-            wh.execute(sqlgen.lock_targets(wh.schema, todo, wh.dialect)).close()
+        if todo or (audit and not self._audit_locked):
+            wh.execute(
+                sqlgen.lock_targets(
+                    wh.schema, todo, wh.dialect, audit=audit and not self._audit_locked
+                )
+            ).close()
             self._locked |= todo
+            self._audit_locked = self._audit_locked or audit
 
     def loaded_files(self, urls: Sequence[str]) -> set[str]:
         """Those of ``urls`` a committed load took, as seen inside this transaction

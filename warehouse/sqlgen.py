@@ -248,7 +248,9 @@ def _cast_placeholder(spec: TableSpec, name: str) -> str:
     return "%s"
 
 
-def lock_targets(schema: str, tables: Iterable[TargetTable], dialect: Dialect) -> str:
+def lock_targets(
+    schema: str, tables: Iterable[TargetTable], dialect: Dialect, *, audit: bool = False
+) -> str:
     """Serialise writers of these targets for the rest of the transaction.
 
     Every writer (loader, consumer sink) takes this lock before it touches staging, so
@@ -258,8 +260,15 @@ def lock_targets(schema: str, tables: Iterable[TargetTable], dialect: Dialect) -
     enforce). Tables are locked in name order, so two writers never deadlock.
     PostgreSQL's ``SHARE ROW EXCLUSIVE`` conflicts with itself and with writers but
     not with readers; Redshift's ``LOCK`` has a single mode.
+
+    ``audit``: a loader's transaction also reads and writes the load audit, so it locks
+    ``load_audit`` too, after the targets: loads of different targets then never overlap
+    on it either (Redshift's serializable isolation works per table).
     """
-    names = ", ".join(qualified(schema, t.value) for t in sorted(set(tables)))
+    names = ", ".join(
+        [qualified(schema, t.value) for t in sorted(set(tables))]
+        + ([qualified(schema, "load_audit")] if audit else [])
+    )
     if dialect is Dialect.REDSHIFT:
         return f"LOCK {names}"
     return f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"

@@ -95,7 +95,7 @@ def test_stage_manifest_copies_and_quarantines_load_errors() -> None:
         result = b.stage_manifest(FT, "s3://b/manifests/financial-transaction/m.manifest")
         (merge,) = b.merge()
     sqls = [s for s, _ in conn.statements]
-    assert sqls[0] == "LOCK dw.financial_transactions"  # before staging: loads serialised
+    assert sqls[0] == "LOCK dw.financial_transactions"  # before staging: writers serialised
     assert sqls[1].startswith("COPY dw.stg_financial_transactions (")
     assert "MANIFEST\nFORMAT AS JSON 'auto'\nGZIP\nTIMEFORMAT 'auto'" in sqls[1]
     assert (result.rows_staged, result.rows_rejected) == (3, 1)

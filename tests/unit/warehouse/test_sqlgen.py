@@ -158,6 +158,9 @@ def test_lock_statements_per_dialect_in_name_order() -> None:
         "LOCK x.financial_transactions, x.insurance_claims"
     )
     assert sqlgen.lock_jobs("x", Dialect.REDSHIFT) == "LOCK x.load_jobs"
+    assert sqlgen.lock_targets("x", [FT], Dialect.REDSHIFT, audit=True) == (
+        "LOCK x.financial_transactions, x.load_audit"
+    )
 
 
 def test_job_statements_avoid_on_conflict_and_returning() -> None:
