@@ -195,7 +195,7 @@ class Loader(JobRunner):
         sizes = {e.url: e.size for evs in events.values() for e in evs if e.size is not None}
         summary.extend(self.load_files(urls, sizes=sizes))
         clean = group_by_event_type(self.zs, urls)
-        wanted = [u for g in clean.values() for u in g]
+        wanted = {u for g in clean.values() for u in g}
         settled = self.warehouse.loaded_files(wanted) if wanted else set()
         done: list[QueueMessage] = []
         for message in messages:
@@ -204,7 +204,7 @@ class Loader(JobRunner):
             mine = [
                 e.url
                 for e in events[message.message_id]
-                if e.bucket == self.zs.s3_bucket and e.url in set(wanted)
+                if e.bucket == self.zs.s3_bucket and e.url in wanted
             ]
             if all(u in settled for u in mine):
                 done.append(message)
