@@ -500,3 +500,18 @@ def test_sqs_queue_receives_and_deletes_and_reports_failures(
     missing = SqsQueue(wired["queue_url"] + "-missing", client=wired["sqs"])
     with pytest.raises(ZoneReadError):
         missing.receive(max_messages=1, wait_seconds=0)
+
+
+def test_follow_sweeps_what_no_notification_announced(
+    wired: dict[str, Any], processes: list[subprocess.Popen[str]]
+) -> None:
+    env = {
+        k: v for k, v in wired["env"].items() if k != "SLUICE_WAREHOUSE_LOAD_QUEUE_URL"
+    }  # no queue at all: only the sweep can find the object
+    env.update(SLUICE_WAREHOUSE_SWEEP_GRACE_SECONDS="1", SLUICE_WAREHOUSE_SWEEP_INTERVAL="1")
+    start_follow(wired, processes, "--interval", "1", env=env)
+    rows = [ft_row() for _ in range(3)]
+    wired["s3"].put_object(
+        Bucket=wired["bucket"], Key=firehose_key("financial-transaction"), Body=ndjson_gz(rows)
+    )
+    wait_for(lambda: count(wired) == 3, 20, "the swept object loaded")
