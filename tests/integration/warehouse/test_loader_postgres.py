@@ -308,3 +308,30 @@ def test_values_postgres_refuses_are_quarantined_and_the_rest_of_the_file_loads(
     assert by_id[amounts[0]["event_id"]] == "12.5000"
     assert by_id[amounts[1]["event_id"]] == "12.0000"
     assert pg_warehouse.count("quarantine") == 4
+
+
+def test_two_tenants_with_one_event_id_first_row_unchanged_second_quarantined(
+    stack: Any, pg_warehouse: PostgresWarehouse, s3_zone: S3Zone, zone_settings: ZoneSettings
+) -> None:
+    bucket = zone_settings.s3_bucket
+    first = ft_row(tenant_id="tenant-a", amount="1000.00", occurred_at="2026-11-22T03:00:00Z")
+    second = dict(first, tenant_id="tenant-b", amount="0.01", occurred_at="2026-11-22T04:00:00Z")
+    put_batch(s3_zone, bucket, "financial-transaction", "a", [[first]])
+    assert loader_for(pg_warehouse, s3_zone, zone_settings).run_once().totals()["inserted"] == 1
+    put_batch(s3_zone, bucket, "financial-transaction", "b", [[second]])
+    summary = loader_for(pg_warehouse, s3_zone, zone_settings).run_once()
+    assert summary.totals()["tenant_conflicts"] == 1 and not summary.failed
+    schema = pg_warehouse.schema
+    rows = query(
+        stack.warehouse_dsn,
+        f"SELECT tenant_id, amount FROM {schema}.financial_transactions "
+        f"WHERE event_id = '{first['event_id']}'",
+    )
+    assert [(t, str(a)) for t, a in rows] == [("tenant-a", "1000.0000")]  # unchanged
+    quarantined = query(stack.warehouse_dsn, f"SELECT reason, raw_line FROM {schema}.quarantine")
+    assert len(quarantined) == 1
+    reason, raw = quarantined[0]
+    assert reason.startswith(f"tenant_conflict: event_id {first['event_id']} belongs to")
+    assert '"tenant_id": "tenant-b"' in raw and '"amount": "0.0100"' in raw
+    # reconcile counts it
+    assert pg_warehouse.quarantine_counts() == {"tenant_conflict": 1}
