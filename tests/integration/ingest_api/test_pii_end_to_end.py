@@ -198,8 +198,8 @@ def test_no_full_card_number_anywhere(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from warehouse.loader import Loader, LoaderOptions
     from sluice.zonestore import S3Zone
+    from warehouse.loader import Loader, LoaderOptions
 
     caplog.set_level(logging.INFO)
     for package in (
