@@ -328,14 +328,8 @@ def register_catalogue(
         configured = False
         for index, sv in enumerate(versions):
             definition = definition_of(sv)
-            existing = registry.find(name, definition)
-            if existing is not None:
-                results.append(
-                    RegistrationResult(
-                        event_type, sv.version, name, RegistrationStatus.EXISTING, existing
-                    )
-                )
-                continue
+            # Checked even when already registered: a registry set to a laxer level (or
+            # the catalogue itself) must not let a break through on a rerun.
             earlier = versions[:index] if level.transitive else versions[max(0, index - 1) : index]
             problems = [
                 f"v{old.version}: {problem}"
@@ -352,6 +346,14 @@ def register_catalogue(
                     registry=kind,
                     reason=reason,
                 )
+            existing = registry.find(name, definition)
+            if existing is not None:
+                results.append(
+                    RegistrationResult(
+                        event_type, sv.version, name, RegistrationStatus.EXISTING, existing
+                    )
+                )
+                continue
             if dry_run:
                 results.append(
                     RegistrationResult(
