@@ -20,8 +20,9 @@ from confluent_kafka.schema_registry.common.schema_registry_client import (
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from schemas.compatibility import CompatibilityLevel
-from schemas.exceptions import UnknownSchemaIdError
+from schemas.exceptions import SchemaError, UnknownSchemaIdError
 from schemas.framing import Framing, WireId
+from schemas.registry.base import fingerprint_of
 from schemas.registry.config import RegistryKind
 from schemas.registry.exceptions import RegistrationRefusedError, RegistryUnavailableError
 from schemas.registry.models import RegisteredSchema
@@ -89,16 +90,41 @@ class ConfluentRegistry:
         return RegisteredSchema(wire_id, schema.schema_str)
 
     def find(self, name: str, definition: str) -> WireId | None:
-        """``POST /subjects/{subject}`` (lookup); None when not registered."""
+        """The id of this definition under subject ``name``; None when absent.
+
+        ``POST /subjects/{subject}`` (lookup) first, then, on a miss, the subject's
+        versions compared by canonical fingerprint, so a producer's differently
+        formatted copy of the same schema counts as registered.
+        """
         try:
             found = self._call("lookup_schema", name, Schema(definition, "AVRO"))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code != 404:
+                raise RegistryUnavailableError(
+                    f"Schema Registry lookup failed: {exc.error_message}"
+                ) from exc
+        else:
+            return int(found.schema_id)
+        wanted = fingerprint_of(definition)
+        try:
+            versions = self._call("get_versions", name)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 return None
             raise RegistryUnavailableError(
-                f"Schema Registry lookup failed: {exc.error_message}"
+                f"Schema Registry versions failed: {exc.error_message}"
             ) from exc
-        return int(found.schema_id)
+        for number in versions:
+            try:
+                registered = self._call("get_version", name, number)
+            except SchemaRegistryError:
+                continue  # deleted meanwhile
+            try:
+                if fingerprint_of(registered.schema.schema_str) == wanted:
+                    return int(registered.schema_id)
+            except SchemaError:
+                continue  # not an Avro schema: not the one wanted
+        return None
 
     def set_compatibility(self, name: str, level: CompatibilityLevel) -> None:
         """``PUT /config/{subject}`` (the mock client accepts and ignores it)."""

@@ -22,8 +22,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from schemas.compatibility import CompatibilityLevel
-from schemas.exceptions import UnknownSchemaIdError
+from schemas.exceptions import SchemaError, UnknownSchemaIdError
 from schemas.framing import Framing, WireId
+from schemas.registry.base import fingerprint_of
 from schemas.registry.config import RegistryKind
 from schemas.registry.exceptions import RegistrationRefusedError, RegistryUnavailableError
 from schemas.registry.models import RegisteredSchema
@@ -138,7 +139,13 @@ class GlueRegistry:
         )
 
     def find(self, name: str, definition: str) -> WireId | None:
-        """``GetSchemaByDefinition`` under schema ``name``; None when absent."""
+        """The version of schema ``name`` with this definition; None when absent.
+
+        ``GetSchemaByDefinition`` first (AWS compares canonical forms there; moto
+        compares the text), then, on a miss, the versions of ``name`` compared by
+        canonical fingerprint, so a producer's differently formatted copy of the same
+        schema counts as registered.
+        """
         try:
             found = self._call(
                 "get_schema_by_definition",
@@ -146,14 +153,44 @@ class GlueRegistry:
                 SchemaDefinition=definition,
             )
         except ClientError as exc:
+            if self._code(exc) not in _NOT_FOUND:
+                raise RegistryUnavailableError(
+                    f"Glue GetSchemaByDefinition failed: {self._code(exc)}"
+                ) from exc
+        else:
+            if found.get("Status") == "AVAILABLE":
+                return uuid.UUID(found["SchemaVersionId"])
+        return self._find_by_fingerprint(name, fingerprint_of(definition))
+
+    def _find_by_fingerprint(self, name: str, wanted: str) -> WireId | None:
+        # GetSchema + GetSchemaVersion by number (moto has no ListSchemaVersions).
+        try:
+            schema = self._call("get_schema", SchemaId=self._schema_id(name))
+        except ClientError as exc:
             if self._code(exc) in _NOT_FOUND:
                 return None
-            raise RegistryUnavailableError(
-                f"Glue GetSchemaByDefinition failed: {self._code(exc)}"
-            ) from exc
-        if found.get("Status") != "AVAILABLE":
-            return None
-        return uuid.UUID(found["SchemaVersionId"])
+            raise RegistryUnavailableError(f"Glue GetSchema failed: {self._code(exc)}") from exc
+        for number in range(int(schema.get("LatestSchemaVersion") or 0), 0, -1):
+            try:
+                version = self._call(
+                    "get_schema_version",
+                    SchemaId=self._schema_id(name),
+                    SchemaVersionNumber={"VersionNumber": number},
+                )
+            except ClientError as exc:
+                if self._code(exc) in _NOT_FOUND:
+                    continue  # deleted
+                raise RegistryUnavailableError(
+                    f"Glue GetSchemaVersion failed: {self._code(exc)}"
+                ) from exc
+            if version.get("Status") != "AVAILABLE":
+                continue
+            try:
+                if fingerprint_of(version["SchemaDefinition"]) == wanted:
+                    return uuid.UUID(version["SchemaVersionId"])
+            except SchemaError:
+                continue  # not an Avro schema: not the one wanted
+        return None
 
     def set_compatibility(self, name: str, level: CompatibilityLevel) -> None:
         """``UpdateSchema`` with the level, when the schema exists (new ones get it at
