@@ -171,3 +171,55 @@ def test_our_glue_bytes_read_by_the_glue_deserializer(glue: Any) -> None:
         value = schemas.encode(event_type, record, registry=resolver)
         data = deserializer.deserialize(f"sluice-{event_type}", value).data
         assert schemas.validate_record(event_type, data) == record
+
+
+# -- failure kinds through the transform and the consumers --------------------------------
+
+
+def test_unknown_version_uuid_is_a_failed_record_not_a_failed_invocation(glue: Any) -> None:
+    import uuid as uuid_mod
+
+    from consumers.exceptions import DecodeError
+    from schemas.framing import frame
+
+    registry = GlueRegistry("sluice", client=glue)
+    register_catalogue(registry, schemas.catalogue(), lambda t: f"sluice-{t}")
+    resolver = SchemaResolver(registry, schemas.catalogue(), lambda t: f"sluice-{t}")
+    event_type, record = _records()[0]
+    good = schemas.encode(event_type, record, registry=resolver)
+    unknown = frame(uuid_mod.uuid4(), good[18:])
+    response = Transformer(pii=PII, registry=resolver).handle(_firehose([good, unknown], "msk"))
+    results = [r["result"] for r in response["records"]]
+    assert results == ["Ok", "ProcessingFailed"]
+    error = json.loads(base64.b64decode(response["records"][1]["kafkaRecordValue"]))
+    assert error["errorCode"] == "undecodable" and "unknown_schema_id" in error["errorMessage"]
+    with pytest.raises(DecodeError, match="unknown schema id"):
+        decode_record(StreamRecord(TOPIC, "0", 1, unknown), registry=resolver)
+
+
+def test_unreachable_registry_fails_the_invocation_and_the_batch_retryably() -> None:
+    from schemas.registry import RegistryUnavailableError
+
+    from botocore.config import Config
+
+    client = boto3.client(
+        "glue",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",  # nothing listens: connection refused
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    resolver = SchemaResolver(
+        GlueRegistry("sluice", client=client), schemas.catalogue(), lambda t: f"sluice-{t}"
+    )
+    import uuid as uuid_mod
+
+    from schemas.framing import frame
+
+    value = frame(uuid_mod.uuid4(), b"\x00")
+    with pytest.raises(RegistryUnavailableError) as caught:
+        Transformer(pii=PII, registry=resolver).handle(_firehose([value], "kinesis"))
+    assert caught.value.retryable
+    with pytest.raises(RegistryUnavailableError):
+        decode_record(StreamRecord(TOPIC, "0", 1, value), registry=resolver)
