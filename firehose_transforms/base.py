@@ -444,9 +444,7 @@ class Transformer:
         """The row of a one-event record (its ``event_id`` is then counted as seen), or
         the record's ``Dropped`` / ``ProcessingFailed`` result."""
         try:
-            event = decode_payload(
-                data, validate_json=self._validate_json, registry=self._registry
-            )
+            event = decode_payload(data, validate_json=self._validate_json, registry=self._registry)
             if is_test_event(event, self._test_sources):
                 return TransformResult(
                     record_id=record_id,

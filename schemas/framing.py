@@ -153,9 +153,7 @@ def _inflate(body: bytes) -> bytes:
     except zlib.error as exc:
         raise CodecError(f"zlib body does not inflate: {exc}", code="decode_failed") from exc
     if inflater.unconsumed_tail:
-        raise CodecError(
-            f"zlib body inflates past {MAX_INFLATED_SIZE} bytes", code="decode_failed"
-        )
+        raise CodecError(f"zlib body inflates past {MAX_INFLATED_SIZE} bytes", code="decode_failed")
     if not inflater.eof:
         raise FramingError("truncated zlib body", code="truncated")
     if inflater.unused_data:

@@ -121,9 +121,7 @@ def ensure_glue_schemas(aws: AwsSettings, registry_name: str | None = None) -> l
 
     registry = GlueRegistry(registry_name or RegistrySettings().schema_registry_name, aws=aws)
     results = register_catalogue(registry, catalogue(), naming_for(RegistryKind.GLUE))
-    return [
-        f"{r.name} v{r.version}" for r in results if r.status is RegistrationStatus.REGISTERED
-    ]
+    return [f"{r.name} v{r.version}" for r in results if r.status is RegistrationStatus.REGISTERED]
 
 
 def ensure_warehouse() -> None:

@@ -14,6 +14,7 @@ from functools import cache
 
 from schemas.registry.base import (
     ENFORCED_LEVEL,
+    Naming,
     SchemaRegistry,
     SchemaResolver,
     definition_of,
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 
-def naming_for(kind: RegistryKind, streams: StreamSettings | None = None):  # type: ignore[no-untyped-def]
+def naming_for(kind: RegistryKind, streams: StreamSettings | None = None) -> Naming:
     """The subject / schema name of each event type for ``kind``: Glue names schemas
     after the stream, Confluent subjects are ``<topic>-value``."""
     names = (streams or StreamSettings()).name_for

@@ -47,7 +47,7 @@ class RegistrySettings(SluiceSettings):
     )
     schema_registry_basic_auth: SecretStr | None = Field(
         default=None,
-        description="Confluent: basic auth credentials as user:password, when the registry needs them.",
+        description="Confluent: basic auth as user:password, when the registry needs it.",
     )
     schema_registry_compression: bool = Field(
         default=False,

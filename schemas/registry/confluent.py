@@ -34,7 +34,9 @@ _INVALID = 422
 class ConfluentRegistry:
     """One Confluent Schema Registry. The client is made on first use (or passed in)."""
 
-    def __init__(self, url: str | None = None, *, client: Any = None, basic_auth: str | None = None):
+    def __init__(
+        self, url: str | None = None, *, client: Any = None, basic_auth: str | None = None
+    ):
         if client is None and not url:
             raise ValueError("a Confluent registry needs SLUICE_SCHEMA_REGISTRY_URL or a client")
         self._url = url

@@ -41,7 +41,9 @@ def _env(stack: LocalStack, **extra: str) -> dict[str, str]:
     return env
 
 
-def _register(stack: LocalStack, registry_name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _register(
+    stack: LocalStack, registry_name: str, *args: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SLUICE, "schemas", "register", "--registry", "glue", "--json", *args],
         env=_env(stack, SLUICE_SCHEMA_REGISTRY_NAME=registry_name),
@@ -102,7 +104,9 @@ def test_register_cli_refuses_an_incompatible_version(stack: LocalStack, tmp_pat
     assert (refused["event_type"], refused["version"]) == ("insurance-claim", 2)
     assert "cause_of_loss" in refused["reason"] and "FORWARD" in refused["reason"]
     glue = stack.aws_client("glue")
-    schema = glue.get_schema(SchemaId={"RegistryName": name, "SchemaName": "sluice-insurance-claim"})
+    schema = glue.get_schema(
+        SchemaId={"RegistryName": name, "SchemaName": "sluice-insurance-claim"}
+    )
     assert schema["LatestSchemaVersion"] == 1  # v1 went in, the break did not
 
     text = _register(stack, name, "--dir", str(folder))

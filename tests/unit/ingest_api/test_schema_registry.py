@@ -18,8 +18,12 @@ from moto import mock_aws
 
 import schemas
 from producers.memory import MemoryPublisher
-from schemas.registry import SchemaNotRegisteredError, default_resolver, register_catalogue
-from schemas.registry import naming_for
+from schemas.registry import (
+    SchemaNotRegisteredError,
+    default_resolver,
+    naming_for,
+    register_catalogue,
+)
 from schemas.registry.config import RegistryKind
 from schemas.registry.glue import GlueRegistry
 from tests.unit.ingest_api.conftest import FT, IC, auth, event
@@ -45,12 +49,9 @@ def glue(monkeypatch: pytest.MonkeyPatch) -> Iterator[GlueRegistry]:
 def test_startup_fails_naming_the_versions_the_registry_lacks(
     glue: GlueRegistry, make_app: Callable[..., FastAPI]
 ) -> None:
-    register_catalogue(
-        glue, schemas.catalogue(), naming_for(RegistryKind.GLUE), event_types=[IC]
-    )
-    with pytest.raises(SchemaNotRegisteredError) as caught:
-        with TestClient(make_app()):
-            pass
+    register_catalogue(glue, schemas.catalogue(), naming_for(RegistryKind.GLUE), event_types=[IC])
+    with pytest.raises(SchemaNotRegisteredError) as caught, TestClient(make_app()):
+        pass
     message = str(caught.value)
     assert "financial-transaction v1" in message and "financial-transaction v2" in message
     assert "sluice schemas register" in message
@@ -65,7 +66,9 @@ def test_values_carry_the_glue_version_ids(
         lookups = default_resolver().lookups
         for _ in range(3):
             for event_type in (FT, IC):
-                response = client.post(f"/v1/events/{event_type}", json=event(event_type), headers=auth())
+                response = client.post(
+                    f"/v1/events/{event_type}", json=event(event_type), headers=auth()
+                )
                 assert response.status_code == 202, response.text
         assert default_resolver().lookups == lookups  # all looked up at startup
     for event_type in (FT, IC):

@@ -198,9 +198,9 @@ def test_unknown_version_uuid_is_a_failed_record_not_a_failed_invocation(glue: A
 
 
 def test_unreachable_registry_fails_the_invocation_and_the_batch_retryably() -> None:
-    from schemas.registry import RegistryUnavailableError
-
     from botocore.config import Config
+
+    from schemas.registry import RegistryUnavailableError
 
     client = boto3.client(
         "glue",

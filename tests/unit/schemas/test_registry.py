@@ -137,7 +137,8 @@ class TestRegistryContract:
         again = register_catalogue(registered, shipped, _naming(kind))
         assert {r.status for r in again} == {RegistrationStatus.EXISTING}
         assert [(r.event_type, r.version) for r in again] == [
-            (sv.event_type, sv.version) for sv in sorted(shipped, key=lambda s: (s.event_type, s.version))
+            (sv.event_type, sv.version)
+            for sv in sorted(shipped, key=lambda s: (s.event_type, s.version))
         ]
 
     def test_unknown_id_is_fatal(self, kind: str, registered: SchemaRegistry) -> None:
@@ -153,9 +154,7 @@ class TestRegistryContract:
         v3 = v3_catalogue(tmp_path).get("financial-transaction", 3)
         assert registered.find(_naming(kind)("financial-transaction"), definition_of(v3)) is None
 
-    def test_incompatible_v3_is_refused_with_the_reason(
-        self, kind: str, tmp_path: Path
-    ) -> None:
+    def test_incompatible_v3_is_refused_with_the_reason(self, kind: str, tmp_path: Path) -> None:
         catalogue = v3_catalogue(tmp_path)
         registry = make_registry(kind, catalogue)
         with pytest.raises(RegistrationRefusedError) as caught:
@@ -189,7 +188,9 @@ class TestRegistryContract:
         writer = SchemaResolver(registered, shipped, _naming(kind))
         reader = SchemaResolver(registered, shipped, _naming(kind))
         record = _record()
-        values = [schemas.encode("financial-transaction", record, registry=writer) for _ in range(5)]
+        values = [
+            schemas.encode("financial-transaction", record, registry=writer) for _ in range(5)
+        ]
         assert writer.lookups == 1
         decoded = [schemas.decode(v, registry=reader) for v in values]
         assert reader.lookups == 1
@@ -368,7 +369,9 @@ def test_glue_throttling_is_retryable() -> None:
 
 def test_confluent_409_is_the_registrys_refusal() -> None:
     class Refusing(MockSchemaRegistryClient):
-        def register_schema(self, subject_name: str, schema: Any, normalize_schemas: bool = False) -> int:
+        def register_schema(
+            self, subject_name: str, schema: Any, normalize_schemas: bool = False
+        ) -> int:
             raise SchemaRegistryError(
                 409, 409, "Schema being registered is incompatible with an earlier schema"
             )
