@@ -193,3 +193,50 @@ def _check_topics_are_glue_framed(stack_env: dict[str, str]) -> None:
         found = glue.get_schema_version(SchemaVersionId=str(version_id))
         assert found["Status"] == "AVAILABLE"
         assert "/sluice/sluice-" in found["SchemaArn"]
+
+
+_HANDLER = (
+    "import json, sys\n"
+    "from firehose_transforms.lambda_function import lambda_handler\n"
+    "print(json.dumps(lambda_handler(json.load(sys.stdin))))\n"
+)
+
+
+def test_transform_lambda_handler_resolves_glue_ids(stack: LocalStack) -> None:
+    """The Lambda entry point in a fresh process, SLUICE_SCHEMA_REGISTRY=glue against the
+    stack's registry (``sluice stack up`` registered the catalogue there)."""
+    import base64
+
+    import schemas
+    from schemas.framing import frame
+    from schemas.registry import SchemaResolver, naming_for
+    from schemas.registry.config import RegistryKind
+    from schemas.registry.glue import GlueRegistry
+
+    registry = GlueRegistry("sluice", client=stack.aws_client("glue"))
+    resolver = SchemaResolver(registry, schemas.catalogue(), naming_for(RegistryKind.GLUE))
+    values = []
+    for sv in schemas.catalogue():
+        body = schemas.example_event(sv.event_type, version=sv.version)
+        body["event_id"] = str(uuid.uuid4())
+        record = schemas.parse_event(sv.event_type, body)
+        values.append(schemas.encode(sv.event_type, record, registry=resolver))
+    values.append(frame(uuid.uuid4(), values[0][18:]))  # a version id Glue does not hold
+    sample = json.loads((ROOT / "tests" / "events" / "firehose-kinesis-source.json").read_text())
+    template = sample["records"][0]
+    sample["records"] = [
+        {**template, "recordId": f"r{i}", "data": base64.b64encode(v).decode("ascii")}
+        for i, v in enumerate(values)
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _HANDLER],
+        input=json.dumps(sample),
+        env=_env(stack, SLUICE_SCHEMA_REGISTRY="glue", SLUICE_PII_HMAC_KEY="integration"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    results = [r["result"] for r in json.loads(done.stdout)["records"]]
+    assert results == ["Ok"] * (len(values) - 1) + ["ProcessingFailed"]
