@@ -90,13 +90,6 @@ def glue_header(version_id: uuid.UUID, *, compressed: bool = False) -> bytes:
     return bytes((GLUE_HEADER_VERSION, compression)) + version_id.bytes
 
 
-def header_for(wire_id: WireId) -> bytes:
-    """The uncompressed header for an id: Confluent for an int, Glue for a UUID."""
-    if isinstance(wire_id, uuid.UUID):
-        return glue_header(wire_id)
-    return confluent_header(wire_id)
-
-
 def frame(wire_id: WireId, body: bytes, *, compress: bool = False) -> bytes:
     """A framed value: the header for ``wire_id`` and ``body`` (zlib with ``compress``,
     which only the Glue framing has)."""

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
@@ -33,7 +35,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from schemas.catalogue import SchemaCatalogue
 from schemas.compatibility import CompatibilityLevel, check
 from schemas.exceptions import SchemaError, UnknownSchemaIdError
-from schemas.framing import Framing, WireId, glue_header, header_for
+from schemas.framing import Framing, WireId, confluent_header, glue_header
 from schemas.models import SchemaVersion
 from schemas.registry.config import RegistryKind
 from schemas.registry.exceptions import RegistrationRefusedError, SchemaNotRegisteredError
@@ -162,6 +164,8 @@ class SchemaResolver:
         self._misses: dict[WireId, float] = {}
         self._headers: dict[tuple[str, int], bytes] = {}
         self._ids: dict[tuple[str, int], WireId] = {}
+        # Hits read the dicts without it; inserts and evictions (misses only) take it.
+        self._lock = threading.Lock()
         self.lookups = 0
         """Registry calls made (fetch or find): what the cache saves."""
 
@@ -192,7 +196,8 @@ class SchemaResolver:
                 raise UnknownSchemaIdError(
                     f"unknown schema id {wire_id}: the {self.registry.kind} registry has none"
                 )
-            del self._misses[wire_id]
+            with self._lock:
+                self._misses.pop(wire_id, None)
         self.lookups += 1
         try:
             registered = self.registry.fetch(wire_id)
@@ -213,12 +218,15 @@ class SchemaResolver:
                 f"({where}) is not a version in this build's catalogue; deploy readers with "
                 "that version first"
             )
-        _bounded_put(self._writers, wire_id, sv, self.cache_size)
+        with self._lock:
+            _bounded_put(self._writers, wire_id, sv, self.cache_size)
         return sv
 
     def _remember_miss(self, wire_id: WireId) -> None:
         if self.miss_ttl > 0:
-            _bounded_put(self._misses, wire_id, self._clock() + self.miss_ttl, self.cache_size)
+            with self._lock:
+                until = self._clock() + self.miss_ttl
+                _bounded_put(self._misses, wire_id, until, self.cache_size)
 
     # -- writing ---------------------------------------------------------------------
 
@@ -241,9 +249,10 @@ class SchemaResolver:
                 f"{self.registry.kind} registry has no {sv.event_type} v{sv.version} under "
                 f"{name!r}; run `sluice schemas register`"
             )
-        self._ids[key] = found
-        # Values this process writes are read back without asking the registry again.
-        _bounded_put(self._writers, found, sv, self.cache_size)
+        with self._lock:
+            self._ids[key] = found
+            # Values this process writes are read back without asking the registry again.
+            _bounded_put(self._writers, found, sv, self.cache_size)
         return found
 
     def header(self, sv: SchemaVersion) -> bytes:
@@ -254,8 +263,8 @@ class SchemaResolver:
             wire_id = self.wire_id(sv)
             header = (
                 glue_header(wire_id, compressed=self.compress)
-                if not isinstance(wire_id, int)
-                else header_for(wire_id)
+                if isinstance(wire_id, uuid.UUID)
+                else confluent_header(wire_id)
             )
             self._headers[key] = header
         return header
@@ -289,7 +298,8 @@ class SchemaResolver:
 
 
 def _bounded_put(cache: dict[K, V], key: K, value: V, size: int) -> None:
-    """Insert, evicting the oldest entries beyond ``size`` (insertion order)."""
+    """Insert, evicting the oldest entries beyond ``size`` (insertion order); callers
+    hold the resolver's lock."""
     cache[key] = value
     while len(cache) > size:
         del cache[next(iter(cache))]
@@ -310,9 +320,9 @@ def register_catalogue(
     """Register every version of every event type, oldest first; idempotent.
 
     A version already registered (same canonical schema under the same name) is
-    ``existing``. A new version is checked at ``level`` against the earlier versions
-    (the previous one, or all of them for the ``_TRANSITIVE`` levels) before the
-    registry is asked, then registered with ``level`` as the name's compatibility.
+    ``existing``. Every version is checked at ``level`` against the earlier ones (the
+    previous one, or all of them for the ``_TRANSITIVE`` levels) before the registry is
+    asked, then a new one is registered with ``level`` as the name's compatibility.
     ``dry_run`` asks the registry what exists and registers nothing.
 
     Raises:

@@ -80,3 +80,16 @@ def test_values_carry_the_glue_version_ids(
             assert uuid.UUID(bytes=value[2:18]) == ids[(event_type, 2)]
             decoded = schemas.decode(value, registry=default_resolver())
             assert decoded.event_type == event_type and decoded.wire_id == ids[(event_type, 2)]
+
+
+def test_without_startup_a_missing_version_is_a_503_for_that_event_only(
+    glue: GlueRegistry, make_app: Callable[..., FastAPI], publisher: MemoryPublisher
+) -> None:
+    """Where no lifespan runs (Lambda), the first event of a version looks its id up."""
+    register_catalogue(glue, schemas.catalogue(), naming_for(RegistryKind.GLUE), event_types=[IC])
+    client = TestClient(make_app(), raise_server_exceptions=False)  # no lifespan
+    missing = client.post(f"/v1/events/{FT}", json=event(FT), headers=auth())
+    assert missing.status_code == 503
+    assert missing.json()["code"] == "schema_not_registered"
+    assert publisher.records(f"sluice-{FT}") == []
+    assert client.post(f"/v1/events/{IC}", json=event(IC), headers=auth()).status_code == 202
