@@ -55,12 +55,19 @@ from schemas.exceptions import (
     UnknownSchemaIdError,
     ValidationError,
 )
-from schemas.framing import confluent_header, split
+from schemas.framing import (
+    CONFLUENT_HEADER_SIZE,
+    CONFLUENT_MAGIC,
+    WireId,
+    confluent_header,
+    split,
+    wire_id_of,
+)
 from schemas.models import DecodedEvent, SchemaVersion
 from schemas.registry.base import SchemaResolver
 
-MAGIC_BYTE: Final = 0
-HEADER_SIZE: Final = 5
+MAGIC_BYTE: Final = CONFLUENT_MAGIC
+HEADER_SIZE: Final = CONFLUENT_HEADER_SIZE
 CONTENT_TYPE_AVRO: Final = "application/vnd.sluice.avro"
 CONTENT_TYPE_JSON: Final = "application/json"
 
@@ -70,7 +77,6 @@ IDENTIFIER_MAX_LENGTH: Final = 128
 METADATA_MAX_ENTRIES: Final = 64
 METADATA_KEY_MAX_LENGTH: Final = 128
 
-_HEADER = struct.Struct(">bI")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*\Z")
 _MCC = re.compile(r"^[0-9]{4}\Z")
 _UUID = re.compile(
@@ -1375,22 +1381,10 @@ _WRITE_ERRORS: Final = (
 )
 
 
-def schema_id_of(data: bytes | bytearray | memoryview) -> int:
-    """The schema id in a framed value's header (checks the magic byte and length)."""
-    view = memoryview(data)
-    if len(view) < HEADER_SIZE:
-        raise FramingError(
-            f"truncated: {len(view)} byte(s), a framed value has at least a "
-            f"{HEADER_SIZE}-byte header",
-            code="truncated",
-        )
-    if view[0] != MAGIC_BYTE:
-        raise FramingError(
-            f"bad magic byte {view[0]:#04x}: not in the Confluent wire format (expected 0x00)",
-            code="bad_magic_byte",
-        )
-    schema_id: int = _HEADER.unpack_from(view)[1]
-    return schema_id
+def schema_id_of(data: bytes | bytearray | memoryview) -> WireId:
+    """The id in a framed value's header: a Confluent schema id (an int) or a Glue
+    schema version id (a UUID); checks the first byte and the header's length."""
+    return wire_id_of(data)
 
 
 def decode(

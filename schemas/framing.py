@@ -102,6 +102,15 @@ def frame(wire_id: WireId, body: bytes, *, compress: bool = False) -> bytes:
     return confluent_header(wire_id) + body
 
 
+def wire_id_of(data: bytes | bytearray | memoryview) -> WireId:
+    """The id a framed value's header names (the body is not looked at).
+
+    Raises:
+        FramingError: ``truncated``, ``bad_magic_byte`` or ``bad_compression``.
+    """
+    return _header(memoryview(data))[0]
+
+
 def split(data: bytes | bytearray | memoryview) -> tuple[WireId, bytes]:
     """The id a framed value names and its Avro body (inflated when compressed).
 
@@ -111,6 +120,13 @@ def split(data: bytes | bytearray | memoryview) -> tuple[WireId, bytes]:
         CodecError: ``decode_failed`` when a zlib body does not inflate.
     """
     view = memoryview(data)
+    wire_id, size, compressed = _header(view)
+    body = bytes(view[size:])
+    return wire_id, _inflate(body) if compressed else body
+
+
+def _header(view: memoryview) -> tuple[WireId, int, bool]:
+    """(id, header size, zlib-compressed body) of a framed value."""
     if framing_of(view) is Framing.CONFLUENT:
         if len(view) < CONFLUENT_HEADER_SIZE:
             raise FramingError(
@@ -119,24 +135,21 @@ def split(data: bytes | bytearray | memoryview) -> tuple[WireId, bytes]:
                 code="truncated",
             )
         schema_id: int = _CONFLUENT.unpack_from(view)[1]
-        return schema_id, bytes(view[CONFLUENT_HEADER_SIZE:])
+        return schema_id, CONFLUENT_HEADER_SIZE, False
     if len(view) < GLUE_HEADER_SIZE:
         raise FramingError(
             f"truncated: {len(view)} byte(s), a Glue-framed value has at least an "
             f"{GLUE_HEADER_SIZE}-byte header",
             code="truncated",
         )
-    version_id = uuid.UUID(bytes=bytes(view[2:GLUE_HEADER_SIZE]))
     compression = view[1]
-    body = bytes(view[GLUE_HEADER_SIZE:])
-    if compression == GLUE_COMPRESSION_NONE:
-        return version_id, body
-    if compression == GLUE_COMPRESSION_ZLIB:
-        return version_id, _inflate(body)
-    raise FramingError(
-        f"unknown Glue compression byte {compression:#04x} (0x00 none, 0x05 zlib)",
-        code="bad_compression",
-    )
+    if compression not in (GLUE_COMPRESSION_NONE, GLUE_COMPRESSION_ZLIB):
+        raise FramingError(
+            f"unknown Glue compression byte {compression:#04x} (0x00 none, 0x05 zlib)",
+            code="bad_compression",
+        )
+    version_id = uuid.UUID(bytes=bytes(view[2:GLUE_HEADER_SIZE]))
+    return version_id, GLUE_HEADER_SIZE, compression == GLUE_COMPRESSION_ZLIB
 
 
 def _inflate(body: bytes) -> bytes:

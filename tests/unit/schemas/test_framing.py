@@ -97,3 +97,13 @@ def test_any_bytes_split_or_fail_with_a_codec_error(data: bytes) -> None:
         return
     assert isinstance(wire_id, (int, uuid.UUID))
     assert isinstance(body, bytes)
+
+
+def test_wire_id_of_reads_the_header_only() -> None:
+    import schemas
+    from schemas.framing import wire_id_of
+
+    not_zlib = glue_header(VERSION_ID, compressed=True) + b"never inflated"
+    assert wire_id_of(not_zlib) == VERSION_ID
+    assert schemas.schema_id_of(frame(2002, b"x")) == 2002
+    assert schemas.schema_id_of(frame(VERSION_ID, b"x")) == VERSION_ID
