@@ -1,6 +1,6 @@
 """The pure transform: Firehose event in, Firehose response out.
 
-Per record: decode (base64; KPL deaggregation; Confluent-framed Avro or JSON) ->
+Per record: decode (base64; KPL deaggregation; framed Avro, Confluent or Glue, or JSON) ->
 drop test events -> clean and mask (:func:`firehose_transforms.clean.to_row`, which also
 checks the business rules) -> drop duplicates within the invocation by ``event_id`` ->
 one :class:`~firehose_transforms.models.TransformResult` per ``recordId``.
