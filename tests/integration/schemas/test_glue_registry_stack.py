@@ -240,3 +240,25 @@ def test_transform_lambda_handler_resolves_glue_ids(stack: LocalStack) -> None:
     assert done.returncode == 0, done.stderr
     results = [r["result"] for r in json.loads(done.stdout)["records"]]
     assert results == ["Ok"] * (len(values) - 1) + ["ProcessingFailed"]
+
+
+def test_api_serve_refuses_to_start_without_its_schema_versions(stack: LocalStack) -> None:
+    """``sluice api serve`` with SLUICE_SCHEMA_REGISTRY=glue and an empty registry: the
+    startup fails, naming every version the API would write."""
+    done = subprocess.run(
+        [SLUICE, "api", "serve", "--port", str(free_port())],
+        env=_env(
+            stack,
+            SLUICE_SCHEMA_REGISTRY="glue",
+            SLUICE_SCHEMA_REGISTRY_NAME=f"empty-{uuid.uuid4().hex[:8]}",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "the glue registry lacks financial-transaction v1" in output
+    assert "insurance-claim v2 (as 'sluice-insurance-claim')" in output
+    assert "run `sluice schemas register`" in output
