@@ -322,7 +322,8 @@ def register_catalogue(
     A version already registered (same canonical schema under the same name) is
     ``existing``. Every version is checked at ``level`` against the earlier ones (the
     previous one, or all of them for the ``_TRANSITIVE`` levels) before the registry is
-    asked, then a new one is registered with ``level`` as the name's compatibility.
+    asked, then a new one is registered; unless ``dry_run``, each name's compatibility
+    is set to ``level`` (a new Glue schema gets it at creation).
     ``dry_run`` asks the registry what exists and registers nothing.
 
     Raises:
@@ -335,7 +336,8 @@ def register_catalogue(
     for event_type in event_types if event_types is not None else catalogue.event_types():
         name = naming(event_type)
         versions = catalogue.versions(event_type)
-        configured = False
+        if not dry_run:  # also on a rerun: a level changed by hand is set back
+            registry.set_compatibility(name, level)
         for index, sv in enumerate(versions):
             definition = definition_of(sv)
             # Checked even when already registered: a registry set to a laxer level (or
@@ -371,9 +373,6 @@ def register_catalogue(
                     )
                 )
                 continue
-            if not configured:
-                registry.set_compatibility(name, level)
-                configured = True
             try:
                 wire_id = registry.register(name, definition, level)
             except RegistrationRefusedError as exc:

@@ -395,3 +395,18 @@ def test_confluent_unreachable_is_retryable() -> None:
     registry = ConfluentRegistry("http://127.0.0.1:1")
     with pytest.raises(RegistryUnavailableError):
         registry.fetch(1)
+
+
+def test_rerun_sets_a_changed_glue_compatibility_back(
+    shipped: SchemaCatalogue, aws_mock: None
+) -> None:
+    client = boto3.client("glue", region_name="us-east-1")
+    registry = GlueRegistry("sluice-test", client=client)
+    register_catalogue(registry, shipped, _naming("glue"))
+    schema_id = {"RegistryName": "sluice-test", "SchemaName": "sluice-insurance-claim"}
+    client.update_schema(SchemaId=schema_id, Compatibility="BACKWARD")
+    register_catalogue(registry, shipped, _naming("glue"), dry_run=True)
+    assert client.get_schema(SchemaId=schema_id)["Compatibility"] == "BACKWARD"
+    results = register_catalogue(registry, shipped, _naming("glue"))
+    assert {r.status for r in results} == {RegistrationStatus.EXISTING}
+    assert client.get_schema(SchemaId=schema_id)["Compatibility"] == "FULL_ALL"
