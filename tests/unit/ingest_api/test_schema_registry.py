@@ -93,3 +93,27 @@ def test_without_startup_a_missing_version_is_a_503_for_that_event_only(
     assert missing.json()["code"] == "schema_not_registered"
     assert publisher.records(f"sluice-{FT}") == []
     assert client.post(f"/v1/events/{IC}", json=event(IC), headers=auth()).status_code == 202
+
+
+def test_unreachable_registry_is_a_retryable_503(
+    monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., FastAPI], publisher: MemoryPublisher
+) -> None:
+    for key, value in {
+        "AWS_MAX_ATTEMPTS": "1",
+        "SLUICE_SCHEMA_REGISTRY": "glue",
+        "SLUICE_AWS_REGION": "us-east-1",
+        "SLUICE_AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens there
+        "SLUICE_AWS_ACCESS_KEY_ID": "x",
+        "SLUICE_AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(key, value)
+    default_resolver.cache_clear()
+    try:
+        client = TestClient(make_app(), raise_server_exceptions=False)  # no lifespan
+        response = client.post(f"/v1/events/{FT}", json=event(FT), headers=auth())
+    finally:
+        default_resolver.cache_clear()
+    assert response.status_code == 503
+    assert response.json()["code"] == "registry_unavailable"
+    assert response.json()["retryable"] is True
+    assert publisher.records(f"sluice-{FT}") == []
