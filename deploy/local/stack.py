@@ -299,6 +299,7 @@ def _provision(
             )
         ]
         provision.ensure_key_path(aws, env["SLUICE_API_KEYS_SSM_PATH"])
+        created += [f"glue schema {n}" for n in provision.ensure_glue_schemas(aws)]
         zone = ZoneSettings()
         bucket = zone.s3_bucket
         if provision.ensure_bucket(aws, bucket):
