@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from producers.base import Publisher, build_outgoing_record
@@ -555,6 +556,9 @@ class SimulationSummary:
     sent_by_type: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     accepted_event_ids: list[str] = field(default_factory=list, repr=False)
+    # Wall clock (Unix seconds) when the first / last accepting answer arrived.
+    first_accepted_at: float | None = None
+    last_accepted_at: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -590,15 +594,21 @@ class SimulationSummary:
             "failed_by_reason": dict(sorted(self.failed_by_reason.items())),
             "generated_invalid": dict(sorted(self.generated_invalid.items())),
             "sent_by_type": dict(sorted(self.sent_by_type.items())),
+            "first_accepted_at": self.first_accepted_at,
+            "last_accepted_at": self.last_accepted_at,
         }
 
     def record(self, outcomes: Sequence[Outcome], latency_s: float) -> None:
         """Count one request's outcomes."""
         self.requests += 1
         self.latencies_ms.append(latency_s * 1000.0)
+        answered_at = time.time()
         for outcome in outcomes:
             if outcome.status == "accepted":
                 self.accepted += 1
+                if self.first_accepted_at is None:
+                    self.first_accepted_at = answered_at
+                self.last_accepted_at = answered_at
                 if outcome.event_id:
                     self.accepted_event_ids.append(outcome.event_id)
             elif outcome.status == "rejected":
@@ -945,6 +955,12 @@ def _progress(options: SimulationOptions, console: Any) -> Iterator[ProgressHook
 
     with progress:
         yield hook
+
+
+def write_event_ids(path: Path, event_ids: Sequence[str]) -> None:
+    """Write ``event_ids`` to ``path``, one per line (replacing the file)."""
+    with path.open("w", encoding="ascii") as out:
+        out.writelines(f"{event_id}\n" for event_id in event_ids)
 
 
 def summary_table(summary: SimulationSummary) -> Any:
