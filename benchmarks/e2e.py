@@ -275,7 +275,7 @@ class RunNames:
 def _aws_client(stack: Stack, service: str) -> Any:
     import boto3
 
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=stack.env["SLUICE_AWS_ENDPOINT_URL"],
         region_name=stack.env.get("SLUICE_AWS_REGION", "us-east-1"),
@@ -288,7 +288,7 @@ def create_resources(stack: Stack, names: RunNames, backend: str, partitions: in
     """The run's topics or streams (``partitions`` each) and its bucket."""
     streams = [names.stream(t) for t in EVENT_TYPES] + [names.dlq]
     if backend == "kafka":
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
         admin = AdminClient({"bootstrap.servers": stack.env["SLUICE_KAFKA_BOOTSTRAP_SERVERS"]})
         futures = admin.create_topics(
