@@ -477,6 +477,7 @@ def run_backend(
     }
     result: dict[str, Any] = {
         "backend": backend,
+        "run_id": names.run_id,
         "events": opts.events,
         "partitions": opts.partitions,
         "api_workers": opts.api_workers,
