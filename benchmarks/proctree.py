@@ -55,6 +55,7 @@ class ProcessTrace:
             "pid": self.pid,
             "stage": self.stage,
             "name": self.name,
+            "cpu_s": round(self.cpu_s, 2),
             "peak_rss_mib": round(peak / mib, 1),
             "first_third_rss_mib": round(first_mean / mib, 1) if first else None,
             "last_third_rss_mib": round(last_mean / mib, 1) if last else None,
@@ -68,6 +69,7 @@ class TreeSampler:
     def __init__(self, interval_s: float = 0.25) -> None:
         self.interval_s = interval_s
         self._roots: dict[str, list[int]] = {}
+        self._excluded: set[int] = set()
         self._traces: dict[tuple[str, int], ProcessTrace] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -79,6 +81,11 @@ class TreeSampler:
         with self._lock:
             self._roots.setdefault(stage, []).append(pid)
         self.sample()
+
+    def exclude(self, pid: int) -> None:
+        """Leave ``pid`` out (the measuring side's own database session)."""
+        with self._lock:
+            self._excluded.add(pid)
 
     def start(self) -> None:
         """Mark the start (processes seen before count only from here) and sample."""
@@ -103,9 +110,12 @@ class TreeSampler:
         now = time.monotonic()
         with self._lock:
             roots = {stage: list(pids) for stage, pids in self._roots.items()}
+            excluded = set(self._excluded)
         for stage, pids in roots.items():
             for pid in pids:
                 for proc in _tree(pid):
+                    if proc.pid in excluded:
+                        continue
                     try:
                         with proc.oneshot():
                             cpu = proc.cpu_times()
