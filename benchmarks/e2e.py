@@ -754,8 +754,9 @@ def print_report(report: dict[str, Any]) -> None:
             flat = {True: "flat", False: "GROWING", None: "?"}[mem["flat"]]
             rows.append(
                 (
-                    f"RSS {mem['stage']} {mem['name']} {mem['pid']}",
-                    f"peak {mem['peak_rss_mib']:.0f} MiB, {_mib(mem['first_third_rss_mib'])} -> "
+                    f"{mem['stage']} {mem['name']} {mem['pid']}",
+                    f"CPU {mem['cpu_s']:.1f} s, RSS peak {mem['peak_rss_mib']:.0f} MiB, "
+                    f"{_mib(mem['first_third_rss_mib'])} -> "
                     f"{_mib(mem['last_third_rss_mib'])} ({flat})",
                 )
             )
