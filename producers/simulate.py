@@ -844,6 +844,9 @@ class DirectTarget:
 
 ProgressHook = Callable[[SimulationSummary], None]
 
+# Delay between the starts of two request workers (see ``simulate``).
+_WORKER_STAGGER_S = 0.05
+
 
 async def simulate(
     options: SimulationOptions,
@@ -883,7 +886,11 @@ async def simulate(
         for _ in range(options.concurrency):
             await queue.put(None)
 
-    async def work() -> None:
+    async def work(index: int) -> None:
+        # Workers start one after another, as independent clients arrive: a burst of
+        # simultaneous connects would all be accepted by one process of a server
+        # whose worker processes share a listening socket (uvicorn --workers).
+        await asyncio.sleep(index * _WORKER_STAGGER_S)
         while True:
             batch = await queue.get()
             if batch is None:
@@ -904,7 +911,7 @@ async def simulate(
             if on_progress is not None:
                 on_progress(summary)
 
-    await asyncio.gather(feed(), *(work() for _ in range(options.concurrency)))
+    await asyncio.gather(feed(), *(work(i) for i in range(options.concurrency)))
     summary.elapsed_s = time.monotonic() - started
     return summary
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -24,6 +27,7 @@ from producers.simulate import (
     EventGenerator,
     GeneratedEvent,
     HttpTarget,
+    Outcome,
     SimulationOptions,
     http_outcomes,
     luhn_check_digit,
@@ -365,3 +369,36 @@ def test_cli_options(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_requires_a_target() -> None:
     with pytest.raises(SystemExit):
         _parse(["--count", "3"])
+
+
+class _SlowTarget:
+    """A target whose answers take a while, recording when each request started."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    async def send(self, event_type: str, events: Sequence[GeneratedEvent]) -> list[Outcome]:
+        self.starts.append(time.monotonic())
+        await asyncio.sleep(0.5)
+        return [Outcome("accepted", None, e.event_id) for e in events]
+
+    async def close(self) -> None:
+        return None
+
+
+def test_request_workers_start_one_after_another_not_in_one_burst() -> None:
+    target = _SlowTarget()
+    options = SimulationOptions(
+        count=4, rate=None, batch_size=1, concurrency=4, url="http://api", progress=False
+    )
+    started = time.monotonic()
+    summary = asyncio.run(simulate(options, target))
+    assert summary.accepted == 4
+    # Every request is in flight at once (each takes 0.5 s), yet their starts are
+    # spread: the last one began after the other three, by the stagger each.
+    offsets = sorted(t - started for t in target.starts)
+    gaps = [b - a for a, b in pairwise(offsets)]
+    assert all(gap >= 0.04 for gap in gaps), offsets
+    assert offsets[-1] < 0.5
