@@ -855,8 +855,9 @@ def main(argv: list[str] | None = None) -> int:
                 ok = ok and bool(run["ok"])
                 report["runs"].append(run)
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping every process this run started", file=sys.stderr)
+        print("\ninterrupted: stopped every process this run started", file=sys.stderr)
         procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
         return 130
     except BenchError as exc:
         report["error"] = str(exc)

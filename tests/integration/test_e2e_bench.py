@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,3 +115,36 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
             continue
         out.append(proc)
     return out
+
+
+def test_a_run_that_never_completes_fails_with_the_count_and_stops_its_processes(
+    stack: Any,
+) -> None:
+    # A 900 s delivery buffer holds every record past the 3 s allowed without new rows.
+    done = subprocess.run(
+        [
+            sys.executable, str(SCRIPT), "--events", "200", "--backend", "kafka",
+            "--api-workers", "1", "--buffer-seconds", "900", "--stall-timeout", "3",
+            "--json", "--no-progress",
+        ],
+        env=_env(stack),
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["ok"] is False
+    (run,) = report["runs"]
+    assert run["ok"] is False
+    assert "no new rows for 3 s with 0/200 accepted events in the warehouse" in run["error"]
+    kept = done.stderr.split("logs kept in ", 1)[1].split()[0]
+    assert Path(kept, "logs").is_dir() or Path(kept).is_dir()
+    shutil.rmtree(Path(kept).parent, ignore_errors=True)
+    leftover = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if "--buffer-seconds" in (p.info["cmdline"] or []) and "900" in p.info["cmdline"]
+    ]
+    assert leftover == []
