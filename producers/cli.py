@@ -14,6 +14,7 @@ from producers.simulate import (
     summary_table,
     write_event_ids,
 )
+from sluice.errors import ConfigurationError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -107,6 +108,12 @@ def options_from_args(args: argparse.Namespace) -> SimulationOptions:
 
 def _simulate(args: argparse.Namespace) -> int:
     options = options_from_args(args)
+    if args.accepted_ids is not None and not args.accepted_ids.resolve().parent.is_dir():
+        # Checked before the run, not after sending what may be millions of events.
+        raise ConfigurationError(
+            f"--accepted-ids: the folder {args.accepted_ids.resolve().parent} does not exist",
+            code="bad_accepted_ids",
+        )
     summary = run_simulation(options)
     if args.accepted_ids is not None:
         write_event_ids(args.accepted_ids, summary.accepted_event_ids)

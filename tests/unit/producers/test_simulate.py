@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -402,3 +405,23 @@ def test_request_workers_start_one_after_another_not_in_one_burst() -> None:
     gaps = [b - a for a, b in pairwise(offsets)]
     assert all(gap >= 0.04 for gap in gaps), offsets
     assert offsets[-1] < 0.5
+
+
+def test_an_accepted_ids_file_in_a_missing_folder_is_refused_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "missing" / "ids.txt"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "sluice.cli", "simulate", "--url", "http://127.0.0.1:9",
+            "--count", "5", "--accepted-ids", str(target), "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"--accepted-ids: the folder {target.parent} does not exist" in done.stderr
+    assert done.stdout == ""  # no summary: nothing was sent
+    assert not target.parent.exists()
