@@ -12,7 +12,6 @@ from producers.simulate import (
     SimulationOptions,
     run_simulation,
     summary_table,
-    write_event_ids,
 )
 from sluice.errors import ConfigurationError
 
@@ -114,9 +113,12 @@ def _simulate(args: argparse.Namespace) -> int:
             f"--accepted-ids: the folder {args.accepted_ids.resolve().parent} does not exist",
             code="bad_accepted_ids",
         )
-    summary = run_simulation(options)
-    if args.accepted_ids is not None:
-        write_event_ids(args.accepted_ids, summary.accepted_event_ids)
+    if args.accepted_ids is None:
+        summary = run_simulation(options)
+    else:
+        # Written as the answers arrive: a long run keeps no list of ids in memory.
+        with args.accepted_ids.open("w", encoding="ascii") as ids:
+            summary = run_simulation(options, on_accepted=lambda i: ids.write(f"{i}\n"))
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -589,6 +588,9 @@ class SimulationSummary:
     sent_by_type: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     accepted_event_ids: list[str] = field(default_factory=list, repr=False)
+    # Given: each accepted id goes to it instead of ``accepted_event_ids``, so a long
+    # run's memory stays flat.
+    on_accepted: Callable[[str], None] | None = field(default=None, repr=False)
     # Wall clock (Unix seconds) when the first / last accepting answer arrived.
     first_accepted_at: float | None = None
     last_accepted_at: float | None = None
@@ -643,7 +645,10 @@ class SimulationSummary:
                     self.first_accepted_at = answered_at
                 self.last_accepted_at = answered_at
                 if outcome.event_id:
-                    self.accepted_event_ids.append(outcome.event_id)
+                    if self.on_accepted is not None:
+                        self.on_accepted(outcome.event_id)
+                    else:
+                        self.accepted_event_ids.append(outcome.event_id)
             elif outcome.status == "rejected":
                 self.rejected += 1
                 reason = outcome.reason or "unknown"
@@ -854,13 +859,18 @@ async def simulate(
     *,
     generator: EventGenerator | None = None,
     on_progress: ProgressHook | None = None,
+    on_accepted: Callable[[str], None] | None = None,
 ) -> SimulationSummary:
-    """Send generated events to ``target`` per ``options``; the summary of the run."""
+    """Send generated events to ``target`` per ``options``; the summary of the run.
+
+    With ``on_accepted``, each accepted event id is handed to it as its answer arrives
+    and ``summary.accepted_event_ids`` stays empty.
+    """
     options.validate()
     generator = generator or EventGenerator(
         options.seed, invalid_ratio=options.invalid_ratio, event_types=options.event_types
     )
-    summary = SimulationSummary(target=target.name)
+    summary = SimulationSummary(target=target.name, on_accepted=on_accepted)
     queue: asyncio.Queue[list[GeneratedEvent] | None] = asyncio.Queue(
         maxsize=options.concurrency * 2
     )
@@ -943,11 +953,13 @@ def run_simulation(
     *,
     target: Target | None = None,
     console: Any = None,
+    on_accepted: Callable[[str], None] | None = None,
 ) -> SimulationSummary:
     """Run a simulation to the end (blocking) with a progress bar; returns its summary.
 
     The demo and ``sluice simulate`` call this. ``console`` is a ``rich`` console for
-    the progress bar (default: stderr); no bar when ``options.progress`` is false.
+    the progress bar (default: stderr); no bar when ``options.progress`` is false;
+    ``on_accepted`` as in :func:`simulate`.
     """
     options.validate()
     chosen = target or build_target(options)
@@ -955,7 +967,7 @@ def run_simulation(
     async def main() -> SimulationSummary:
         try:
             with _progress(options, console) as hook:
-                return await simulate(options, chosen, on_progress=hook)
+                return await simulate(options, chosen, on_progress=hook, on_accepted=on_accepted)
         finally:
             await chosen.close()
 
@@ -1005,12 +1017,6 @@ def _progress(options: SimulationOptions, console: Any) -> Iterator[ProgressHook
 
     with progress:
         yield hook
-
-
-def write_event_ids(path: Path, event_ids: Sequence[str]) -> None:
-    """Write ``event_ids`` to ``path``, one per line (replacing the file)."""
-    with path.open("w", encoding="ascii") as out:
-        out.writelines(f"{event_id}\n" for event_id in event_ids)
 
 
 def summary_table(summary: SimulationSummary) -> Any:

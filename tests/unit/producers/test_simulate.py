@@ -425,3 +425,19 @@ def test_an_accepted_ids_file_in_a_missing_folder_is_refused_before_anything_is_
     assert f"--accepted-ids: the folder {target.parent} does not exist" in done.stderr
     assert done.stdout == ""  # no summary: nothing was sent
     assert not target.parent.exists()
+
+
+def test_accepted_ids_can_go_to_a_sink_instead_of_a_list_kept_in_memory() -> None:
+    publisher = MemoryPublisher()
+    options = SimulationOptions(
+        count=120, rate=None, invalid_ratio=0.2, batch_size=10, direct=True, seed=6,
+        progress=False,
+    )  # fmt: skip
+    seen: list[str] = []
+    summary = asyncio.run(simulate(options, _direct(publisher), on_accepted=seen.append))
+    stored = publisher.records("sluice-financial-transaction") + publisher.records(
+        "sluice-insurance-claim"
+    )
+    assert summary.accepted == len(seen) > 0
+    assert sorted(seen) == sorted(s.record.event_id for s in stored)
+    assert summary.accepted_event_ids == []
