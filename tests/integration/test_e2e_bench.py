@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "e2e.py"
 STAGES = {"simulate", "api", "delivery", "load", "postgres"}
