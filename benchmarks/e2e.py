@@ -88,6 +88,7 @@ class Options:
     stall_timeout: float
     seed: int
     keep: bool
+    api_stores: str
 
 
 class ProgressLine:
@@ -137,12 +138,18 @@ def run_backend(
         **names.env(backend),
         "SLUICE_FIREHOSE_CHECKPOINT_TABLE": f"sluice-e2e-{names.run_id}-checkpoints",
     }
+    if opts.api_stores == "memory":
+        # Each API process keeps its own idempotency answers and token buckets, as
+        # one process would; "stack" keeps what the stack set (DynamoDB on moto).
+        env["SLUICE_API_IDEMPOTENCY_STORE"] = "memory"
+        env["SLUICE_API_RATE_LIMIT_STORE"] = "memory"
     result: dict[str, Any] = {
         "backend": backend,
         "run_id": names.run_id,
         "events": opts.events,
         "partitions": opts.partitions,
         "api_workers": opts.api_workers,
+        "api_stores": opts.api_stores,
         "runners_per_type": opts.runners,
         "load_avg_start": [round(v, 2) for v in os.getloadavg()],
     }
@@ -438,6 +445,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
         default=120.0,
         help="fail when no row arrives for this long after the last 202",
     )
+    parser.add_argument(
+        "--api-stores",
+        choices=["memory", "stack"],
+        default="memory",
+        help="the API's idempotency and rate-limit stores: memory (in each API process) "
+        "or stack (as the stack's env file sets them, DynamoDB on moto)",
+    )
     parser.add_argument("--seed", type=int, default=18, help="seed of the event generator")
     parser.add_argument(
         "--keep", action="store_true", help="keep the run's streams, bucket and schema"
@@ -462,6 +476,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
         stall_timeout=args.stall_timeout,
         seed=args.seed,
         keep=args.keep,
+        api_stores=args.api_stores,
     )
     return args, opts
 

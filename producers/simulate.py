@@ -36,6 +36,7 @@ import orjson
 from producers.base import Publisher, build_outgoing_record
 from producers.models import OutgoingRecord
 from schemas.currencies import quantum
+from schemas.pii import mask_luhn_in_text
 from sluice.config import EventType, StreamSettings
 from sluice.errors import ConfigurationError
 
@@ -310,6 +311,14 @@ class EventGenerator:
     def _hex(self, digits: int) -> str:
         return f"{self._rng.getrandbits(digits * 4):0{digits}x}"
 
+    def _identifier(self, prefix: str, digits: int) -> str:
+        # Random hex can hold a Luhn-valid run of 12+ digits, which the shared rules
+        # refuse in an identifier (it could be a card number): draw again.
+        while True:
+            candidate = f"{prefix}-{self._hex(digits)}"
+            if mask_luhn_in_text(candidate) == candidate:
+                return candidate
+
     def _skewed(self, pool: int) -> int:
         # Busy entities: the top 1% of the pool makes about 10% of the events.
         return min(int(pool * self._rng.random() ** 2), pool - 1)
@@ -340,7 +349,7 @@ class EventGenerator:
             "occurred_at": _iso(now - timedelta(seconds=self._rng.uniform(0, 120))),
             "source": self._rng.choice(TRANSACTION_SOURCES),
             "tenant_id": BANK_TENANTS[account % len(BANK_TENANTS)],
-            "transaction_id": f"txn-{self._hex(16)}",
+            "transaction_id": self._identifier("txn", 16),
             "account_id": f"acc-{account:06d}",
             "currency": currency,
             "transaction_type": kind,
@@ -410,7 +419,7 @@ class EventGenerator:
             "occurred_at": _iso(reported + timedelta(seconds=self._rng.uniform(0, 5))),
             "source": self._rng.choice(CLAIM_SOURCES),
             "tenant_id": INSURER_TENANTS[policy % len(INSURER_TENANTS)],
-            "claim_id": f"clm-{self._hex(12)}",
+            "claim_id": self._identifier("clm", 12),
             "policy_id": f"pol-{policy:07d}",
             "policyholder_id": f"ph-{(policy * 7919) % 1_000_003:07d}",
             "line_of_business": line,

@@ -441,3 +441,18 @@ def test_accepted_ids_can_go_to_a_sink_instead_of_a_list_kept_in_memory() -> Non
     assert summary.accepted == len(seen) > 0
     assert sorted(seen) == sorted(s.record.event_id for s in stored)
     assert summary.accepted_event_ids == []
+
+
+def test_generated_valid_events_pass_the_shared_event_rules() -> None:
+    # The rules the API and the transform apply beyond the schema (schemas.rules):
+    # random hex identifiers used to hold Luhn-valid digit runs now and then.
+    from schemas.rules import PlausibilityWindow, check_event
+
+    now = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
+    generator = EventGenerator(18, now=now)
+    broken = []
+    for event in generator.events(20_000):
+        record = codec.parse_event(event.event_type, event.body)
+        errors = check_event(event.event_type, record, window=PlausibilityWindow(), now=lambda: now)
+        broken += [(error.code, event.event_id) for error in errors]
+    assert broken == []
