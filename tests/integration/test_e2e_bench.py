@@ -59,6 +59,7 @@ def test_a_tiny_kafka_run_loads_everything_once_and_reports_every_stage(stack: A
     assert set(report["machine"]) >= {"cpus", "load_avg_start", "load_avg_end"}
     (run,) = report["runs"]
     assert run["backend"] == "kafka" and run["partitions"] == 2
+    assert run["api_stores"] == "memory"
     assert run["accepted"] == 300 and run["in_warehouse"] == 300
     assert run["lost"] == 0 and run["duplicated"] == 0 and run["extra"] == 0
     assert run["events_per_s"] > 0 and run["elapsed_s"] > 0
