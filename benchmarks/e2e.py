@@ -157,7 +157,7 @@ def run_backend(
     warehouse: Warehouse | None = None
     sampler = TreeSampler()
     try:
-        create_resources(stack, names, backend, opts.partitions)
+        env.update(create_resources(stack, names, backend, opts.partitions))
         run_cli([*cli, "warehouse", "init", "--schema", names.schema], env, procs.workdir)
         port = free_port()
         api = procs.start(

@@ -225,6 +225,10 @@ class RunNames:
         return f"sluice-e2e-{self.run_id}"
 
     @property
+    def queue(self) -> str:
+        return f"sluice-e2e-{self.run_id}-loads"
+
+    @property
     def schema(self) -> str:
         return f"e2e_{self.run_id}"
 
@@ -254,8 +258,11 @@ def _aws_client(stack: Stack, service: str) -> Any:
     )
 
 
-def create_resources(stack: Stack, names: RunNames, backend: str, partitions: int) -> None:
-    """The run's topics or streams (``partitions`` each) and its bucket."""
+def create_resources(
+    stack: Stack, names: RunNames, backend: str, partitions: int
+) -> dict[str, str]:
+    """The run's topics or streams (``partitions`` each), its bucket, and the queue the
+    bucket notifies of new clean objects; the settings that point the loader at it."""
     streams = [names.stream(t) for t in EVENT_TYPES] + [names.dlq]
     if backend == "kafka":
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -274,7 +281,47 @@ def create_resources(stack: Stack, names: RunNames, backend: str, partitions: in
             kinesis.get_waiter("stream_exists").wait(
                 StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
             )
-    _aws_client(stack, "s3").create_bucket(Bucket=names.bucket)
+    s3 = _aws_client(stack, "s3")
+    s3.create_bucket(Bucket=names.bucket)
+    return {"SLUICE_WAREHOUSE_LOAD_QUEUE_URL": _notify_queue(stack, names, s3)}
+
+
+def _notify_queue(stack: Stack, names: RunNames, s3: Any) -> str:
+    """An SQS queue the run's bucket notifies of every object created under the clean
+    prefix (S3's own event notifications, as on AWS), so ``sluice load --follow``
+    learns of new files at once instead of by its periodic listing sweep."""
+    sqs = _aws_client(stack, "sqs")
+    url = str(sqs.create_queue(QueueName=names.queue)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{names.bucket}"}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    clean_prefix = stack.env.get("SLUICE_S3_CLEAN_PREFIX", "clean/")
+    s3.put_bucket_notification_configuration(
+        Bucket=names.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": clean_prefix}]}},
+                }
+            ]
+        },
+    )
+    return url
 
 
 def remove_resources(stack: Stack, names: RunNames, backend: str) -> list[str]:
@@ -311,11 +358,15 @@ def remove_resources(stack: Stack, names: RunNames, backend: str) -> list[str]:
                 s3.delete_objects(Bucket=names.bucket, Delete={"Objects": keys})
         s3.delete_bucket(Bucket=names.bucket)
 
+    def drop_queue() -> None:
+        sqs = _aws_client(stack, "sqs")
+        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=names.queue)["QueueUrl"])
+
     def drop_schema() -> None:
         with psycopg.connect(stack.env["SLUICE_WAREHOUSE_DSN"], autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{names.schema}" CASCADE')
 
-    steps += [("bucket", drop_bucket), ("schema", drop_schema)]
+    steps += [("bucket", drop_bucket), ("queue", drop_queue), ("schema", drop_schema)]
     for what, step in steps:
         try:
             step()
