@@ -105,6 +105,25 @@ def ensure_bucket(aws: AwsSettings, bucket: str, client: Any = None) -> bool:
     return True
 
 
+def ensure_glue_schemas(aws: AwsSettings, registry_name: str | None = None) -> list[str]:
+    """Register every catalogue version in the Glue Schema Registry (moto's locally)
+    under the stream names, as ``sluice schemas register --registry glue`` does; the
+    ``schema version`` of each one registered now (none on a rerun)."""
+    from schemas import catalogue
+    from schemas.registry import (
+        RegistrationStatus,
+        RegistryKind,
+        RegistrySettings,
+        naming_for,
+        register_catalogue,
+    )
+    from schemas.registry.glue import GlueRegistry
+
+    registry = GlueRegistry(registry_name or RegistrySettings().schema_registry_name, aws=aws)
+    results = register_catalogue(registry, catalogue(), naming_for(RegistryKind.GLUE))
+    return [f"{r.name} v{r.version}" for r in results if r.status is RegistrationStatus.REGISTERED]
+
+
 LOAD_QUEUE_VISIBILITY_SECONDS = 30
 LOAD_QUEUE_MAX_RECEIVES = 5
 

@@ -294,6 +294,7 @@ def _provision(
                 aws, streams.all_names(), settings.stack_kinesis_shards
             )
         ]
+        created += [f"glue schema {n}" for n in provision.ensure_glue_schemas(aws)]
         zone = ZoneSettings()
         bucket = zone.s3_bucket
         if provision.ensure_bucket(aws, bucket):
