@@ -29,9 +29,9 @@ from consumers.base import (
 from consumers.config import ConsumerSettings
 from consumers.lag import LagReport, LagWindow, kafka_lag, kinesis_lag
 from consumers.metrics import ConsumerMetrics
-from consumers.models import PartitionKey, StreamRecord
 from sluice.config import AwsSettings, KafkaSettings, StreamBackend, StreamSettings
 from sluice.errors import SluiceError
+from sluice.streams.models import PartitionKey, StreamRecord
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ class MultiStreamSource:
 
     def caught_up(self) -> bool:
         return all(source.caught_up() for source in self.sources.values())
+
+    def assignment(self) -> frozenset[PartitionKey]:
+        return frozenset().union(*(s.assignment() for s in self.sources.values()))
+
+    def waiting_reason(self) -> str:
+        return "; ".join(source.waiting_reason() for source in self.sources.values())
 
     def close(self) -> None:
         for source in self.sources.values():
@@ -144,14 +150,15 @@ def build_consumer(
     settings = ctx.consumer
     if source is None:
         if chosen is StreamBackend.KAFKA:
-            from consumers.kafka import KafkaSource
+            from sluice.streams.kafka import KafkaSource
 
-            source = KafkaSource(names, settings=settings, kafka=ctx.kafka)
+            source = KafkaSource(names, options=settings.reader_options(), kafka=ctx.kafka)
         else:
-            from consumers.kinesis import KinesisSource
+            from sluice.streams.kinesis import KinesisSource
 
+            options = settings.reader_options()
             source = MultiStreamSource(
-                {name: KinesisSource(name, settings=settings, aws=ctx.aws) for name in names}
+                {name: KinesisSource(name, options=options, aws=ctx.aws) for name in names}
             )
     policy = RetryPolicy(
         attempts=settings.consumer_retry_attempts,
@@ -176,12 +183,11 @@ def build_consumer(
         max_records=settings.consumer_batch_max_records,
         max_wait_s=settings.consumer_batch_max_wait_s,
         observer=observer,
+        assignment_timeout_s=settings.consumer_assignment_timeout_s,
     )
     processor._sleep = consumer.wait
     for member in _members(source):
-        if hasattr(member, "on_assigned"):
-            member.on_assigned = processor.tracker.seed
-            member.on_revoked = consumer.handle_revoke
+        consumer.attach(member)
     return consumer
 
 
@@ -250,7 +256,7 @@ def lag_snapshot(
     rows = []
     problems: list[str] = []
     if StreamBackend.KAFKA in chosen:
-        from consumers.kafka import KafkaGroupAdmin
+        from sluice.streams.kafka import KafkaGroupAdmin
 
         admin = KafkaGroupAdmin(group, kafka=ctx.kafka)
         try:
@@ -260,7 +266,7 @@ def lag_snapshot(
         finally:
             admin.close()
     if StreamBackend.KINESIS in chosen:
-        from consumers.kinesis import DynamoLeaseTable
+        from sluice.streams.kinesis import DynamoLeaseTable
 
         client = ctx.aws.client("kinesis")
         dynamodb = ctx.aws.client("dynamodb")

@@ -37,18 +37,20 @@ from consumers.models import (
     CommitStep,
     DeadLetter,
     DecodedRecord,
-    PartitionKey,
-    StreamRecord,
 )
 from sluice.errors import RetryableError, is_retryable
+from sluice.streams.base import CheckpointStore, GroupMember, Source
+from sluice.streams.exceptions import NoAssignmentError
+from sluice.streams.models import PartitionKey, Positions, StreamRecord
 
 logger = logging.getLogger(__name__)
 
 AVRO_CONTENT_TYPE = "application/vnd.sluice.avro"
 JSON_CONTENT_TYPE = "application/json"
 MAX_ERROR_MESSAGE = 1000
+POLL_ATTEMPTS = 6
 
-Positions = Mapping[PartitionKey, int]
+__all__ = ["CheckpointStore", "Positions", "Sink", "Source", "StreamRecord"]
 
 
 # --------------------------------------------------------------------------- protocols
@@ -69,42 +71,6 @@ class Sink(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
-
-
-class Source(Protocol):
-    """A consumer's view of its topic or stream (one group member / worker)."""
-
-    def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
-        """Up to ``max_records`` records, waiting at most ``timeout_s``."""
-        ...
-
-    def checkpoint(self, positions: Positions) -> None:
-        """Durably record the last processed offset of each partition (synchronous)."""
-        ...
-
-    def rewind(self, positions: Positions) -> None:
-        """Read again from these offsets (the first offsets of a failed batch)."""
-        ...
-
-    def caught_up(self) -> bool:
-        """True when every partition this member reads is at its end."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class CheckpointStore(Protocol):
-    """Checkpoints of one group on one topic / stream, as replay and lag see them.
-
-    A checkpoint is the offset of the last processed record of a partition (Kafka
-    stores ``last + 1`` as its committed offset); ``None`` means nothing processed yet.
-    """
-
-    def load(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int | None]: ...
-
-    def save(self, positions: Positions) -> None:
-        """Write checkpoints as given (replay may move them backwards)."""
-        ...
 
 
 class DeadLetterSink(Protocol):
@@ -160,16 +126,24 @@ class CheckpointTracker:
 
 
 class BatchAssembler:
-    """Collects polled records into a batch: full at ``max_records`` or due at ``max_wait_s``."""
+    """Collects polled records into a batch: full at ``max_records`` (or ``max_bytes`` of
+    record values, when given) or due at ``max_wait_s`` after its first poll."""
 
     def __init__(
-        self, max_records: int, max_wait_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        max_records: int,
+        max_wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         self.max_records = max_records
         self.max_wait_s = max_wait_s
+        self.max_bytes = max_bytes
         self._clock = clock
         self._records: list[StreamRecord] = []
         self._started: float | None = None
+        self._bytes = 0
 
     def start(self) -> None:
         if self._started is None:
@@ -178,12 +152,16 @@ class BatchAssembler:
     def add(self, records: Sequence[StreamRecord]) -> None:
         self.start()
         self._records.extend(records)
+        if self.max_bytes is not None:
+            self._bytes += sum(len(r[3]) for r in records)
 
     @property
     def pending(self) -> int:
         return len(self._records)
 
     def capacity(self) -> int:
+        if self.max_bytes is not None and self._bytes >= self.max_bytes:
+            return 0
         return max(0, self.max_records - len(self._records))
 
     def time_left(self) -> float:
@@ -198,6 +176,7 @@ class BatchAssembler:
         batch = Batch(tuple(self._records))
         self._records = []
         self._started = None
+        self._bytes = 0
         return batch
 
     def drop(self, partitions: Iterable[PartitionKey]) -> list[StreamRecord]:
@@ -205,6 +184,7 @@ class BatchAssembler:
         gone = set(partitions)
         removed = [r for r in self._records if r.tp in gone]
         self._records = [r for r in self._records if r.tp not in gone]
+        self._bytes = sum(len(r.value) for r in self._records) if self.max_bytes else 0
         if not self._records:
             self._started = None
         return removed
@@ -219,6 +199,9 @@ class RetryPolicy:
     base_delay_s: float = 0.2
     max_delay_s: float = 10.0
     multiplier: float = 2.0
+    isolate: bool = True
+    """Split a batch failing with a non-transient error to dead-letter the failing
+    records; ``False`` raises that error instead (a sink with no dead-letter queue)."""
 
     def delay(self, attempt: int) -> float:
         """Backoff after the ``attempt``-th failure (1-based), capped exponential."""
@@ -252,6 +235,8 @@ def dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
             "dlq-attempts": str(letter.attempts),
         }
     )
+    if record.sub_sequence is not None:
+        headers["dlq-source-sub-sequence"] = str(record.sub_sequence)
     if record.timestamp_ms is not None:
         headers["dlq-source-timestamp-ms"] = str(record.timestamp_ms)
     return headers
@@ -416,6 +401,8 @@ class BatchProcessor:
             if attempt < self.policy.attempts:
                 self._backoff(attempt)
         assert failure is not None
+        if not self.policy.isolate and not is_retryable(failure):
+            raise failure
         if is_retryable(failure):
             raise SinkUnavailableError(
                 f"batch of {len(records)} records failed {self.policy.attempts} times: "
@@ -519,12 +506,18 @@ class BatchConsumer:
         max_wait_s: float = 1.0,
         observer: BatchObserver | None = None,
         poll_slice_s: float = 0.2,
+        assignment_timeout_s: float = 60.0,
+        max_bytes: int | None = None,
     ) -> None:
         self.source = source
         self.processor = processor
-        self.assembler = BatchAssembler(max_records, max_wait_s)
+        self.assembler = BatchAssembler(max_records, max_wait_s, max_bytes=max_bytes)
         self.observer: BatchObserver = observer or _NoObserver()
         self.poll_slice_s = poll_slice_s
+        self.assignment_timeout_s = assignment_timeout_s
+        self._unassigned_since: float | None = None
+        self._unassigned_warned = 0.0
+        self._closing = False
         self._stop = threading.Event()
         self.summary = RunSummary()
         self._failures = 0
@@ -559,7 +552,13 @@ class BatchConsumer:
         max_batches: int | None = None,
         timeout_s: float | None = None,
     ) -> RunSummary:
-        """Consume until stopped (or caught up / ``max_batches`` / ``timeout_s``)."""
+        """Consume until stopped (or caught up / ``max_batches`` / ``timeout_s``).
+
+        A member that holds no partition for ``assignment_timeout_s`` says so in the
+        log (group, stream, state), again every ``assignment_timeout_s``; with
+        ``until_caught_up`` it raises :class:`~sluice.streams.exceptions.NoAssignmentError`
+        instead, since it could wait forever.
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             while not self._stop.is_set():
@@ -572,20 +571,55 @@ class BatchConsumer:
                         break
                 elif until_caught_up and self.source.caught_up():
                     break
+                else:
+                    self._check_assignment(fail=until_caught_up)
             if self.assembler.pending:
                 self._handle(self.assembler.take())
         finally:
+            self._closing = True
             try:
                 self.source.close()
             finally:
                 self.processor.close()
         return self.summary
 
+    def _poll(self, max_records: int, wait: float) -> list[StreamRecord]:
+        """Poll; a transient failure is retried with backoff, at most
+        ``POLL_ATTEMPTS`` times in a row, then raised (nothing polled was committed)."""
+        for attempt in range(1, POLL_ATTEMPTS + 1):
+            try:
+                return self.source.poll(max_records, wait)
+            except RetryableError as exc:
+                if attempt == POLL_ATTEMPTS:
+                    raise
+                logger.warning("reading failed (%s); retrying", exc)
+                if not self.wait(min(0.2 * 2 ** (attempt - 1), 5.0)):
+                    return []
+        return []  # pragma: no cover - the loop returns or raises
+
+    def _check_assignment(self, *, fail: bool) -> None:
+        if self.source.assignment():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = self._unassigned_warned = now
+            return
+        waited = now - self._unassigned_since
+        if waited < self.assignment_timeout_s:
+            return
+        reason = f"{self.source.waiting_reason()} for {waited:.0f} s"
+        if fail:
+            raise NoAssignmentError(reason)
+        if now - self._unassigned_warned >= self.assignment_timeout_s:
+            logger.warning("%s", reason)
+            self._unassigned_warned = now
+
     def _assemble(self) -> Batch:
         self.assembler.start()
         while not self.assembler.ready() and not self._stop.is_set():
             wait = min(self.poll_slice_s, self.assembler.time_left())
-            records = self.source.poll(self.assembler.capacity(), wait)
+            records = self._poll(self.assembler.capacity(), wait)
             if records:
                 self.assembler.add(records)
             elif self.assembler.pending == 0 and wait <= 0:
@@ -615,15 +649,26 @@ class BatchConsumer:
         self.summary.rollbacks += outcome.rollbacks
         self.observer.batch_done(outcome)
 
+    def attach(self, member: object) -> None:
+        """Follow ``member``'s group: seed checkpoints on assign, commit on revoke."""
+        if isinstance(member, GroupMember):
+            member.on_assigned = self.processor.tracker.seed
+            member.on_revoked = self.handle_revoke
+
     def handle_revoke(self, partitions: Iterable[PartitionKey]) -> None:
         """Commit the pending records of partitions that are going away, or drop them.
 
         Called by the source before it gives the partitions up; dropped records are
-        read again by their next owner from the last checkpoint.
+        read again by their next owner from the last checkpoint. While the consumer
+        closes (after a failure, pending records were not written) they are dropped.
         """
         gone = list(partitions)
         pending = self.assembler.drop(gone)
-        if pending:
+        if pending and self._closing:
+            # Closing after a failure: what is pending was never checkpointed and is
+            # read again from the last checkpoint.
+            logger.info("closing: %d uncommitted record(s) left for re-reading", len(pending))
+        elif pending:
             try:
                 self._commit_on_revoke(Batch(tuple(pending)))
             except RetryableError as exc:

@@ -144,7 +144,7 @@ def _replay(args: argparse.Namespace) -> int:
     target = _target(args)
     rows: list[ReplayRow]
     if backend is StreamBackend.KAFKA:
-        from consumers.kafka import KafkaGroupAdmin
+        from sluice.streams.kafka import KafkaGroupAdmin
 
         admin = KafkaGroupAdmin(args.group, kafka=ctx.kafka)
         try:
@@ -152,7 +152,7 @@ def _replay(args: argparse.Namespace) -> int:
         finally:
             admin.close()
     else:
-        from consumers.kinesis import DynamoLeaseTable
+        from sluice.streams.kinesis import DynamoLeaseTable
 
         client = ctx.aws.client("kinesis")
         dynamodb = ctx.aws.client("dynamodb")

@@ -18,11 +18,12 @@ import pytest
 from consumers.api import ConsumerContext, build_consumer, lag_snapshot
 from consumers.base import BatchConsumer, Sink
 from consumers.exceptions import LeaseLostError
-from consumers.kinesis import DynamoLeaseTable, user_records
-from consumers.models import SHARD_END, DecodedRecord, Lease
+from consumers.models import DecodedRecord
 from consumers.sinks import WarehouseSink, default_row_builder
 from sluice.cli import main as sluice_main
 from sluice.errors import FatalError
+from sluice.streams.kinesis import DynamoLeaseTable, user_records
+from sluice.streams.models import SHARD_END, Lease
 from tests.integration.consumers.consumer_support import (
     Worker,
     make_events,

@@ -70,7 +70,6 @@ def test_kill_9_mid_batch_and_restart_loses_no_event(
         "SLUICE_FIREHOSE_CHECKPOINT_TABLE": dynamodb_table_factory(),
         "SLUICE_FIREHOSE_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "SLUICE_FIREHOSE_KAFKA_MAX_POLL_INTERVAL_MS": "10000",
-        "SLUICE_KINESIS_AGGREGATION": "false",
     }
     events = [b.claim() for _ in range(6000)]
     records = [build_outgoing_record("insurance-claim", e, b.as_avro(e)) for e in events]
@@ -96,9 +95,7 @@ def test_kill_9_mid_batch_and_restart_loses_no_event(
     before = len(list_keys(s3, bucket, "clean/"))
 
     restart = subprocess.run(
-        _command(
-            kind, stream, group, "--once", "--idle-seconds", "2", "--max-seconds", "150", "--json"
-        ),
+        _command(kind, stream, group, "--once", "--max-seconds", "150", "--json"),
         cwd=ROOT,
         env=env,
         timeout=200,

@@ -19,9 +19,11 @@ from consumers.exceptions import (
     DeadLetterError,
     SinkUnavailableError,
 )
-from consumers.memory import MemoryCheckpointStore, MemoryDeadLetters, MemorySink, MemorySource
-from consumers.models import Batch, CommitStep, DeadLetter, DecodedRecord, PartitionKey
+from consumers.memory import MemoryDeadLetters, MemorySink
+from consumers.models import Batch, CommitStep, DeadLetter, DecodedRecord
 from sluice.errors import FatalError, RetryableError
+from sluice.streams.memory import MemoryCheckpointStore, MemorySource
+from sluice.streams.models import PartitionKey
 from tests.unit.consumers.consumer_fakes import ids, json_decoder, logs, make_record
 
 TP0 = PartitionKey("t", "0")

@@ -1,4 +1,5 @@
-"""Kafka (Amazon MSK) backend: a consumer-group source, its checkpoint store, group admin.
+"""Kafka (Amazon MSK) reader: a consumer-group source, its checkpoint store, group admin,
+and a whole-topic scan (reconcile, the demo).
 
 The group consumer runs with ``enable.auto.commit=false`` and
 ``enable.auto.offset.store=false``: offsets are committed synchronously, explicitly,
@@ -13,17 +14,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-from consumers.base import Positions
-from consumers.config import ConsumerSettings
-from consumers.exceptions import CheckpointError
-from consumers.models import PartitionKey, StreamRecord
 from sluice.config import KafkaSettings
-from sluice.errors import FatalError, RetryableError
+from sluice.errors import RetryableError
+from sluice.streams.config import ReaderOptions
+from sluice.streams.exceptions import (
+    CheckpointError,
+    KafkaConfigurationError,
+    KafkaConsumerError,
+)
+from sluice.streams.models import NO_HEADERS, PartitionKey, Positions, StreamRecord
 
 logger = logging.getLogger(__name__)
 
@@ -31,32 +34,20 @@ OFFSET_INVALID = -1001
 METADATA_KEY = "committed_at_ms"
 
 
-class KafkaConsumerError(RetryableError):
-    """librdkafka reported an error while consuming."""
-
-    default_code = "kafka_error"
-
-
-class KafkaConfigurationError(FatalError):
-    """librdkafka refused the configuration or a topic does not exist."""
-
-    default_code = "kafka_configuration"
-
-
 def consumer_config(
-    kafka: KafkaSettings, settings: ConsumerSettings, *, group: str | None = None
+    kafka: KafkaSettings, options: ReaderOptions, *, group: str | None = None
 ) -> dict[str, Any]:
     """The librdkafka properties of a group member (pure)."""
     conf = kafka.client_config()
     conf.update(
         {
-            "group.id": group or settings.consumer_group,
+            "group.id": group or options.group,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": settings.consumer_start_position,
-            "session.timeout.ms": settings.consumer_session_timeout_ms,
-            "heartbeat.interval.ms": max(500, settings.consumer_session_timeout_ms // 5),
-            "max.poll.interval.ms": settings.consumer_max_poll_interval_ms,
+            "auto.offset.reset": options.start_position,
+            "session.timeout.ms": options.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, options.session_timeout_ms // 5),
+            "max.poll.interval.ms": max(options.max_poll_interval_ms, options.session_timeout_ms),
             "enable.partition.eof": False,
         }
     )
@@ -80,7 +71,7 @@ def parse_commit_metadata(metadata: str | None) -> float | None:
 
 
 _PARTITIONS = tuple(str(i) for i in range(4096))
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+_NO_HEADERS = NO_HEADERS
 _new_record = tuple.__new__  # builds a StreamRecord without its Python-level __new__
 
 
@@ -133,6 +124,8 @@ def to_stream_records(messages: Iterable[Any]) -> list[StreamRecord]:
                     m.key(),
                     _decode_headers(raw_headers) if raw_headers else _NO_HEADERS,
                     ts if ts_type and ts >= 0 else None,
+                    None,
+                    None,
                 ),
             )
         )
@@ -157,13 +150,13 @@ class KafkaSource:
         self,
         topics: Sequence[str],
         *,
-        settings: ConsumerSettings | None = None,
+        options: ReaderOptions,
         kafka: KafkaSettings | None = None,
         consumer: Any = None,
         consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.topics = list(topics)
-        self.settings = settings or ConsumerSettings()
+        self.options = options
         self.kafka = kafka or KafkaSettings()
         self._consumer = consumer
         self._factory = consumer_factory
@@ -176,7 +169,7 @@ class KafkaSource:
     @property
     def consumer(self) -> Any:
         if self._consumer is None:
-            conf = consumer_config(self.kafka, self.settings)
+            conf = consumer_config(self.kafka, self.options)
             if self._factory is not None:
                 self._consumer = self._factory(conf)
             else:
@@ -194,6 +187,22 @@ class KafkaSource:
     @property
     def assigned(self) -> set[PartitionKey]:
         return set(self._assigned)
+
+    def assignment(self) -> frozenset[PartitionKey]:
+        return frozenset(self._assigned)
+
+    def waiting_reason(self) -> str:
+        """Group, topics and the group's state as the broker reports it."""
+        state = "unknown"
+        try:
+            membership = KafkaGroupAdmin(self.options.group, kafka=self.kafka).describe()
+            state = f"{membership.state}, {membership.members} member(s)"
+        except RetryableError as exc:
+            state = f"unknown ({exc.message})"
+        return (
+            f"Kafka group {self.options.group} on topic(s) {', '.join(self.topics)}: "
+            f"no partition assigned (group state: {state})"
+        )
 
     def _handle_assign(self, consumer: Any, partitions: list[Any]) -> None:
         keys = [PartitionKey(p.topic, str(p.partition)) for p in partitions]
@@ -537,3 +546,74 @@ class KafkaCheckpointStore:
 
     def save(self, positions: Positions) -> None:
         self.admin.commit({tp: last + 1 for tp, last in positions.items()})
+
+
+def scan_topics(
+    topics: Sequence[str],
+    *,
+    kafka: KafkaSettings | None = None,
+    group: str = "sluice-scan",
+    idle_s: float = 10.0,
+    settle_s: float = 1.5,
+) -> Generator[list[StreamRecord], None, None]:
+    """Every record of ``topics`` from the beginning, in polled batches (no commits).
+
+    The scan ends once every partition reached the end offset the broker reported and
+    nothing arrived for ``settle_s`` seconds (some brokers report stale end offsets, so
+    they are a lower bound, not the stop condition alone), or after ``idle_s`` seconds
+    without a record. Closing the generator early closes the consumer.
+
+    Raises:
+        KafkaConsumerError: the broker could not be read.
+    """
+    from confluent_kafka import (
+        OFFSET_BEGINNING,
+        Consumer,
+        KafkaError,
+        KafkaException,
+        TopicPartition,
+    )
+
+    conf = (kafka or KafkaSettings()).client_config()
+    conf.update({"group.id": group, "enable.auto.commit": False, "enable.partition.eof": False})
+    consumer = Consumer(conf)
+    try:
+        remaining: dict[tuple[str, int], int] = {}
+        assignment = []
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            for p in meta.partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > 0:
+                    remaining[(topic, p)] = high
+                assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+        if not assignment:
+            return
+        consumer.assign(assignment)
+        idle_since = time.monotonic()
+        while True:
+            idle = time.monotonic() - idle_since
+            if idle >= idle_s or (not remaining and idle >= settle_s):
+                return
+            messages = consumer.consume(num_messages=1000, timeout=0.2)
+            for message in messages:
+                error = message.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    if error.fatal():
+                        raise KafkaConsumerError(f"scan failed: {error.str()}", code=error.name())
+                    logger.warning("scan: %s", error.str())
+            records = to_stream_records(messages)
+            if not records:
+                continue
+            idle_since = time.monotonic()
+            for record in records:
+                key = (record.stream, int(record.partition))
+                if key in remaining and record.offset + 1 >= remaining[key]:
+                    del remaining[key]
+            yield records
+    except KafkaException as exc:
+        raise _wrap(exc, "reading the topics failed") from exc
+    finally:
+        consumer.close()

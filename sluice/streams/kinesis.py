@@ -1,4 +1,5 @@
-"""Kinesis backend: the DynamoDB lease table, its checkpoint store, and the worker source.
+"""Kinesis reader: the DynamoDB lease table, its checkpoint store, the worker source, and
+the whole-stream and backlog scans (reconcile, the demo, lag).
 
 Lease table (one per consumer group, created when missing, as the KCL does): one item per
 shard with ``leaseKey`` (shard id), ``leaseOwner``, ``leaseCounter``, ``checkpoint``
@@ -15,14 +16,24 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from consumers.base import Positions
-from consumers.config import ConsumerSettings
-from consumers.exceptions import CheckpointError, LeaseLostError, LeaseTableError
-from consumers.leases import (
+from sluice.config import AwsSettings
+from sluice.streams import kpl
+from sluice.streams.base import LeaseStore
+from sluice.streams.config import ReaderOptions
+from sluice.streams.exceptions import (
+    CheckpointError,
+    KinesisReadError,
+    LeaseLostError,
+    LeaseTableError,
+    StreamNotFoundError,
+)
+from sluice.streams.leases import (
+    AT_SEQUENCE_PREFIX,
     Observation,
     ShardInfo,
     checkpoint_position,
@@ -33,9 +44,15 @@ from consumers.leases import (
     parents_finished,
     plan_take,
 )
-from consumers.models import SHARD_END, TRIM_HORIZON, Lease, PartitionKey, StreamRecord
-from sluice.config import AwsSettings
-from sluice.errors import RetryableError, SluiceError
+from sluice.streams.models import (
+    NO_HEADERS,
+    SHARD_END,
+    TRIM_HORIZON,
+    Lease,
+    PartitionKey,
+    Positions,
+    StreamRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,49 +73,61 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def user_records(data: bytes) -> tuple[list[bytes], bool]:
-    """The user records of a KPL aggregate (and True), or ``[data]`` (and False).
-
-    An aggregate that cannot be read stays one record, which then fails to decode and
-    goes to the dead-letter queue whole.
-    """
-    from firehose_transforms.base import KPL_MAGIC, deaggregate
-
-    if not data.startswith(KPL_MAGIC):
-        return [data], False
-    try:
-        return deaggregate(data), True
-    except SluiceError as exc:
-        logger.warning("unreadable KPL aggregate kept whole: %s", exc)
-        return [data], False
-
-
 def to_stream_records(stream: str, shard: str, raw: Mapping[str, Any]) -> list[StreamRecord]:
-    """The records of one GetRecords entry; user records of an aggregate share its
-    sequence number (the checkpoint unit) and carry their sub-sequence number."""
+    """The records of one GetRecords entry.
+
+    A KPL aggregate gives its user records: they share its sequence number (the
+    checkpoint unit) and carry their sub-sequence number and their own partition key
+    and explicit hash key. Anything else, including an aggregate that does not verify,
+    is one record with the entry's own keys.
+    """
     seq = int(raw["SequenceNumber"])
     arrival = raw.get("ApproximateArrivalTimestamp")
-    timestamp_ms = int(arrival.timestamp() * 1000) if arrival else None
-    payloads, aggregated = user_records(bytes(raw["Data"]))
-    key = str(raw.get("PartitionKey", "")).encode()
+    timestamp_ms = _epoch_ms(arrival)
+    data = bytes(raw["Data"])
+    users = kpl.deaggregate(data) if data[:4] == kpl.MAGIC else None
+    if users is None:
+        if data[:4] == kpl.MAGIC:
+            logger.warning(
+                "%s/%s %s: KPL aggregate does not verify; passed on whole", stream, shard, seq
+            )
+        return [
+            StreamRecord(
+                stream,
+                shard,
+                seq,
+                data,
+                str(raw.get("PartitionKey", "")).encode(),
+                NO_HEADERS,
+                timestamp_ms,
+                None,
+                raw.get("ExplicitHashKey"),
+            )
+        ]
     return [
         StreamRecord(
-            stream=stream,
-            partition=shard,
-            offset=seq,
-            value=payload,
-            key=key,
-            headers={"kinesis-sub-sequence": str(i)} if aggregated else {},
-            timestamp_ms=timestamp_ms,
+            stream,
+            shard,
+            seq,
+            user.data,
+            user.partition_key.encode(),
+            NO_HEADERS,
+            timestamp_ms,
+            user.sub_sequence,
+            user.explicit_hash_key,
         )
-        for i, payload in enumerate(payloads)
+        for user in users
     ]
 
 
-class KinesisReadError(RetryableError):
-    """Kinesis could not be read right now (throttling, an expired iterator, a lost connection)."""
-
-    default_code = "kinesis_read_failed"
+def _epoch_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, int | float):
+        return int(value * 1000) if value < 1e11 else int(value)
+    return None
 
 
 def lease_from_item(item: Mapping[str, Any]) -> Lease:
@@ -120,28 +149,6 @@ def _deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
 
     deserializer = TypeDeserializer()
     return {k: deserializer.deserialize(v) for k, v in item.items()}
-
-
-class LeaseStore(Protocol):
-    """The lease table boundary: DynamoDB (:class:`DynamoLeaseTable`) or memory."""
-
-    def exists(self) -> bool: ...
-
-    def list(self) -> list[Lease]: ...
-
-    def create(self, lease: Lease) -> bool: ...
-
-    def take(self, lease: Lease, worker_id: str) -> Lease: ...
-
-    def renew(self, lease: Lease, worker_id: str) -> Lease: ...
-
-    def checkpoint(self, lease: Lease, worker_id: str, checkpoint: str) -> Lease: ...
-
-    def release(self, lease: Lease, worker_id: str) -> None: ...
-
-    def set_checkpoint(self, lease_key: str, checkpoint: str) -> None: ...
-
-    def last_renewed(self) -> dict[str, float]: ...
 
 
 class DynamoLeaseTable:
@@ -348,7 +355,7 @@ class DynamoLeaseTable:
 
 
 class DynamoCheckpointStore:
-    """The :class:`~consumers.base.CheckpointStore` of a Kinesis group: lease checkpoints."""
+    """The :class:`~sluice.streams.base.CheckpointStore` of a Kinesis group: lease checkpoints."""
 
     def __init__(self, table: LeaseStore) -> None:
         self.table = table
@@ -390,6 +397,8 @@ def list_shards(client: Any, stream: str) -> list[ShardInfo]:
                 break
             kwargs = {"NextToken": token}
     except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            raise StreamNotFoundError(f"stream {stream} does not exist", code=_code(exc)) from exc
         raise KinesisReadError(f"list shards of {stream}", code=_code(exc)) from exc
     return shards
 
@@ -401,20 +410,20 @@ class KinesisSource:
         self,
         stream: str,
         *,
-        settings: ConsumerSettings | None = None,
+        options: ReaderOptions,
         aws: AwsSettings | None = None,
         kinesis_client: Any = None,
         leases: LeaseStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
-        self.settings = settings or ConsumerSettings()
+        self.options = options
         self._aws = aws
         self._kinesis = kinesis_client
         self.leases: LeaseStore = leases or DynamoLeaseTable(
-            self.settings.lease_table(stream), aws=aws
+            options.lease_table_for(stream), aws=aws
         )
-        self.worker_id = self.settings.consumer_worker_id or default_worker_id()
+        self.worker_id = options.worker_id or default_worker_id()
         self._clock = clock
         self.held: dict[str, Lease] = {}
         self._iterators: dict[str, str | None] = {}
@@ -442,13 +451,31 @@ class KinesisSource:
     def _tp(self, shard: str) -> PartitionKey:
         return PartitionKey(self.stream, shard)
 
+    def assignment(self) -> frozenset[PartitionKey]:
+        return frozenset(self._tp(shard) for shard in self.held)
+
+    def waiting_reason(self) -> str:
+        """Group, stream, and who holds the leases as the table says."""
+        active = [lease for lease in self._all if not lease.finished]
+        owners = sorted({lease.owner for lease in active if lease.owner})
+        state = (
+            f"{len(active)} open shard lease(s), held by {', '.join(owners)}"
+            if owners
+            else f"{len(active)} open shard lease(s), none held"
+        )
+        table = self.options.lease_table_for(self.stream)
+        return (
+            f"Kinesis group {self.options.group} on stream {self.stream}: worker "
+            f"{self.worker_id} holds no shard (lease table {table}: {state})"
+        )
+
     # -- lease maintenance
     def maintain(self, *, force: bool = False) -> None:
         now = self._clock()
-        if force or now - self._last_renew >= self.settings.consumer_lease_renew_interval_s:
+        if force or now - self._last_renew >= self.options.lease_renew_interval_s:
             self._renew()
             self._last_renew = now
-        if force or now - self._last_take >= self.settings.consumer_lease_take_interval_s:
+        if force or now - self._last_take >= self.options.lease_take_interval_s:
             self._sync_and_take(now)
             self._last_take = now
 
@@ -485,7 +512,7 @@ class KinesisSource:
         for lease in new_leases(
             shards,
             known,
-            "LATEST" if self.settings.consumer_start_position == "latest" else TRIM_HORIZON,
+            "LATEST" if self.options.start_position == "latest" else TRIM_HORIZON,
         ):
             created = self.leases.create(lease) or created
         if created:
@@ -503,12 +530,10 @@ class KinesisSource:
             leases,
             self._observations,
             now,
-            self.settings.consumer_lease_duration_s,
+            self.options.lease_duration_s,
             worker_id=self.worker_id,
         )
-        plan = plan_take(
-            leases, self.worker_id, free, max_steal=self.settings.consumer_max_leases_to_steal
-        )
+        plan = plan_take(leases, self.worker_id, free, max_steal=self.options.max_leases_to_steal)
         taken: dict[PartitionKey, int | None] = {}
         for key in plan.take + plan.steal:
             try:
@@ -557,7 +582,7 @@ class KinesisSource:
         self.maintain()
         out: list[StreamRecord] = []
         now = self._clock()
-        idle = self.settings.consumer_idle_read_interval_s
+        idle = self.options.idle_read_interval_s
         for shard in sorted(self.held):
             if len(out) >= max_records or not self._ready(shard) or shard in self._ended:
                 continue
@@ -634,8 +659,6 @@ class KinesisSource:
         self._finish_ended_shards()
 
     def rewind(self, positions: Positions) -> None:
-        from consumers.leases import AT_SEQUENCE_PREFIX
-
         for tp, first in positions.items():
             if tp.partition not in self.held:
                 continue
@@ -652,13 +675,13 @@ class KinesisSource:
         # Whether another owner is alive is known only after watching its counter for
         # a lease duration; until then its shards count as not caught up.
         watched = self._first_scan is not None and (
-            now - self._first_scan > self.settings.consumer_lease_duration_s
+            now - self._first_scan > self.options.lease_duration_s
         )
         free = expired(
             self._all,
             self._observations,
             now,
-            self.settings.consumer_lease_duration_s,
+            self.options.lease_duration_s,
             worker_id=self.worker_id,
         )
         for lease in self._all:
@@ -684,3 +707,66 @@ class KinesisSource:
                 logger.info("release %s: %s", lease.lease_key, exc)
         self.held.clear()
         self._iterators.clear()
+
+
+def read_shard(
+    client: Any, stream: str, shard: str, checkpoint: str, *, cap: int | None = None
+) -> Iterator[list[StreamRecord]]:
+    """The records of one shard after ``checkpoint`` up to its current tip, in pages.
+
+    KPL aggregates come as their user records. Stops after ``cap`` GetRecords entries
+    when given (a backlog count is then a lower bound).
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard, **iterator_request(checkpoint)
+        )
+        iterator = answer.get("ShardIterator")
+        entries = 0
+        while iterator and (cap is None or entries < cap):
+            limit = 10_000 if cap is None else min(10_000, cap - entries)
+            page = client.get_records(ShardIterator=iterator, Limit=limit)
+            raw = page.get("Records", [])
+            entries += len(raw)
+            records: list[StreamRecord] = []
+            for entry in raw:
+                records.extend(to_stream_records(stream, shard, entry))
+            if records:
+                yield records
+            iterator = page.get("NextShardIterator")
+            if not raw and int(page.get("MillisBehindLatest", 0) or 0) == 0:
+                return
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            raise StreamNotFoundError(f"stream {stream} does not exist", code=_code(exc)) from exc
+        raise KinesisReadError(f"reading {stream}/{shard}", code=_code(exc)) from exc
+
+
+def scan_streams(client: Any, streams: Sequence[str]) -> Iterator[list[StreamRecord]]:
+    """Every record of ``streams`` (all shards, TRIM_HORIZON to the current tip)."""
+    for stream in streams:
+        for shard in list_shards(client, stream):
+            yield from read_shard(client, stream, shard.shard_id, TRIM_HORIZON)
+
+
+def count_backlog(
+    client: Any, stream: str, shard: str, checkpoint: str, cap: int = 100_000
+) -> tuple[int, float | None, bool]:
+    """User records after ``checkpoint`` in a shard: (count, oldest arrival s, exact).
+
+    Kinesis has no record counts: the backlog is read (at most ``cap`` entries) and a
+    KPL aggregate counts as its user records.
+    """
+    count, oldest, entries = 0, None, 0
+    last_seq: int | None = None
+    for records in read_shard(client, stream, shard, checkpoint, cap=cap):
+        if oldest is None and records[0].timestamp_ms is not None:
+            oldest = records[0].timestamp_ms / 1000.0
+        count += len(records)
+        for record in records:
+            if record.offset != last_seq:
+                entries += 1
+                last_seq = record.offset
+    return count, oldest, entries < cap
