@@ -22,7 +22,7 @@ from consumers.models import DecodedRecord
 from consumers.sinks import WarehouseSink, default_row_builder
 from sluice.cli import main as sluice_main
 from sluice.errors import FatalError
-from sluice.streams.kinesis import DynamoLeaseTable, user_records
+from sluice.streams.kinesis import DynamoLeaseTable, scan_streams
 from sluice.streams.models import SHARD_END, Lease
 from tests.integration.consumers.consumer_support import (
     Worker,
@@ -158,15 +158,7 @@ def test_sink_failing_once_rolls_back_and_retries_without_loss(
 
 
 def read_stream(client: Any, stream: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for shard in client.list_shards(StreamName=stream)["Shards"]:
-        it = client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        page = client.get_records(ShardIterator=it, Limit=1000)
-        for r in page["Records"]:
-            out.extend(json.loads(payload) for payload in user_records(bytes(r["Data"]))[0])
-    return out
+    return [json.loads(r.value) for records in scan_streams(client, [stream]) for r in records]
 
 
 def test_poison_records_land_in_the_dlq_and_the_shard_moves_on(
