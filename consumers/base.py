@@ -564,7 +564,7 @@ class BatchConsumer:
             while not self._stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                batch = self._assemble()
+                batch = self._assemble(until_caught_up=until_caught_up, deadline=deadline)
                 if len(batch):
                     self._handle(batch)
                     if max_batches is not None and self.summary.batches >= max_batches:
@@ -615,14 +615,21 @@ class BatchConsumer:
             logger.warning("%s", reason)
             self._unassigned_warned = now
 
-    def _assemble(self) -> Batch:
-        self.assembler.start()
+    def _assemble(self, *, until_caught_up: bool = False, deadline: float | None = None) -> Batch:
+        """The next batch: full, or due ``max_wait_s`` after its first record. An idle
+        poll with nothing pending returns an empty batch at once (the run loop then
+        checks for the end and the assignment); with ``until_caught_up`` a batch is
+        handed over as soon as the source is read to its end."""
         while not self.assembler.ready() and not self._stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             wait = min(self.poll_slice_s, self.assembler.time_left())
             records = self._poll(self.assembler.capacity(), wait)
             if records:
                 self.assembler.add(records)
-            elif self.assembler.pending == 0 and wait <= 0:
+            elif self.assembler.pending == 0:
+                break
+            elif until_caught_up and self.source.caught_up():
                 break
         return self.assembler.take()
 

@@ -5,10 +5,14 @@ group with no live member STOPPED with a non-zero exit."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +24,7 @@ from producers.base import build_outgoing_record
 from sluice.streams import kpl
 from sluice.streams.kinesis import DynamoLeaseTable
 from sluice.streams.models import TRIM_HORIZON, Lease
-from tests.integration.firehose_transforms.helpers import publish
+from tests.integration.firehose_transforms.helpers import list_keys, publish
 from tests.unit.firehose_transforms import builders as b
 
 pytestmark = pytest.mark.integration
@@ -243,3 +247,97 @@ def test_lag_of_a_kinesis_group_with_no_live_worker_is_stopped_in_one_shot(
     assert report["status"] == "STOPPED", (report, err)
     assert report["total_lag_records"] == 3  # user records of the aggregate, not entries
     assert code != 0
+
+
+VECTORS = ROOT / "tests" / "fixtures" / "kpl" / "awslabs-real-kpl-vectors.json"
+"""Real-KPL aggregates from awslabs/kinesis-aggregation (the file names its source)."""
+
+
+def test_real_kpl_vectors_through_the_consume_and_firehose_run_processes(
+    stack: Any, pipeline_factory: Callable[[str], Pipeline]
+) -> None:
+    from sluice.streams.kinesis import scan_streams
+
+    p = pipeline_factory("kinesis")
+    vectors = [v for v in json.loads(VECTORS.read_text())["vectors"] if len(v["user_records"]) > 1]
+    client = stack.aws_client("kinesis")
+    answer = client.put_records(
+        StreamName=p.stream,
+        Records=[
+            {"Data": base64.b64decode(v["data_b64"]), "PartitionKey": v["partition_key"]}
+            for v in vectors
+        ],
+    )
+    assert answer["FailedRecordCount"] == 0
+    expected = sorted((u["partition_key"], u["data"]) for v in vectors for u in v["user_records"])
+
+    # consumer path: the payloads are text, not events, so each user record is
+    # dead-lettered on its own, under its own partition key
+    code, out, err = sluice(
+        p.env, "consume", "--backend", "kinesis", "--stream", p.stream, "--sink", "noop",
+        "--until-caught-up", "--timeout", "120", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["dead_letters"] == len(expected)
+    letters = [r for records in scan_streams(client, [p.dlq]) for r in records]
+    got = []
+    for letter in letters:
+        envelope = json.loads(letter.value)
+        got.append((letter.key_text, base64.b64decode(envelope["value_b64"]).decode()))
+        assert envelope["headers"]["dlq-source-sub-sequence"].isdigit()
+    assert sorted(got) == expected
+
+    # delivery path: one error record per user record, with its raw payload
+    code, out, err = sluice(
+        p.env, "firehose", "run", "--source", "kinesis", "--event-type", FT,
+        "--buffer-seconds", "1", "--once", "--max-seconds", "120", "--json", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["records"], summary["failed"]) == (len(expected), len(expected))
+    s3 = stack.aws_client("s3")
+    raw = [
+        base64.b64decode(json.loads(line)["rawData"]).decode()
+        for key in list_keys(s3, p.bucket, "errors/")
+        for line in gzip.decompress(
+            s3.get_object(Bucket=p.bucket, Key=key)["Body"].read()
+        ).splitlines()
+    ]
+    assert sorted(raw) == sorted(data for _, data in expected)
+
+
+def test_once_without_any_shard_says_so_and_exits_non_zero(
+    stack: Any, pipeline_factory: Callable[[str], Pipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = pipeline_factory("kinesis")
+    p.publish([b.transaction()], monkeypatch)
+    (shard,) = stack.aws_client("kinesis").list_shards(StreamName=p.stream)["Shards"]
+    group = "sluice-firehose-financial-transaction"
+    table_name = f"{p.env['SLUICE_FIREHOSE_CHECKPOINT_TABLE']}.{p.stream}"
+    table = DynamoLeaseTable(table_name, client=stack.aws_client("dynamodb"))
+    table.create(Lease(shard["ShardId"], None, 0, TRIM_HORIZON))
+    held = table.take(table.list()[0], "other-runner")
+    stop = threading.Event()
+
+    def renew() -> None:  # another runner, alive, keeps its lease
+        lease = held
+        while not stop.wait(0.5):
+            lease = table.renew(lease, "other-runner")
+
+    renewer = threading.Thread(target=renew, daemon=True)
+    renewer.start()
+    try:
+        env = {**p.env, "SLUICE_FIREHOSE_ASSIGNMENT_TIMEOUT_S": "4"}
+        started = time.monotonic()
+        code, out, err = sluice(
+            env, "firehose", "run", "--source", "kinesis", "--event-type", FT,
+            "--once", "--max-seconds", "120", "--json", "--quiet",
+        )  # fmt: skip
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        renewer.join(5)
+    assert code != 0 and out == ""
+    assert f"group {group}" in err and f"stream {p.stream}" in err
+    assert "holds no shard" in err and "held by other-runner" in err
+    assert waited < 60  # bounded: the assignment timeout, not the run's limit
