@@ -256,7 +256,7 @@ def lag_snapshot(
     rows = []
     problems: list[str] = []
     if StreamBackend.KAFKA in chosen:
-        from sluice.streams.kafka import KafkaGroupAdmin
+        from sluice.streams.kafka_admin import KafkaGroupAdmin
 
         admin = KafkaGroupAdmin(group, kafka=ctx.kafka)
         try:
@@ -266,7 +266,7 @@ def lag_snapshot(
         finally:
             admin.close()
     if StreamBackend.KINESIS in chosen:
-        from sluice.streams.kinesis import DynamoLeaseTable
+        from sluice.streams.dynamodb import DynamoLeaseTable
 
         client = ctx.aws.client("kinesis")
         dynamodb = ctx.aws.client("dynamodb")
@@ -282,3 +282,15 @@ def lag_snapshot(
     now = time.time()
     window = window or LagWindow(stall_after_s=ctx.consumer.consumer_stall_after_s)
     return LagReport(group, now, tuple(window.add(rows, now)), tuple(problems))
+
+
+def lag_report_json(
+    group: str | None = None,
+    *,
+    backends: Sequence[StreamBackend | str] | None = None,
+    streams: Sequence[str] | None = None,
+    ctx: ConsumerContext | None = None,
+) -> dict[str, Any]:
+    """The one-shot lag report of ``group`` as data: exactly what ``sluice lag --json``
+    prints (statuses per Burrow's rules, see docs/consumers.md), for dashboards."""
+    return lag_snapshot(group, backends=backends, streams=streams, ctx=ctx).to_json()

@@ -627,9 +627,7 @@ class BatchConsumer:
             records = self._poll(self.assembler.capacity(), wait)
             if records:
                 self.assembler.add(records)
-            elif self.assembler.pending == 0:
-                break
-            elif until_caught_up and self.source.caught_up():
+            elif self.assembler.pending == 0 or (until_caught_up and self.source.caught_up()):
                 break
         return self.assembler.take()
 

@@ -144,7 +144,7 @@ def _replay(args: argparse.Namespace) -> int:
     target = _target(args)
     rows: list[ReplayRow]
     if backend is StreamBackend.KAFKA:
-        from sluice.streams.kafka import KafkaGroupAdmin
+        from sluice.streams.kafka_admin import KafkaGroupAdmin
 
         admin = KafkaGroupAdmin(args.group, kafka=ctx.kafka)
         try:
@@ -152,7 +152,7 @@ def _replay(args: argparse.Namespace) -> int:
         finally:
             admin.close()
     else:
-        from sluice.streams.kinesis import DynamoLeaseTable
+        from sluice.streams.dynamodb import DynamoLeaseTable
 
         client = ctx.aws.client("kinesis")
         dynamodb = ctx.aws.client("dynamodb")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from sluice.config import KafkaSettings
-from sluice.streams.kafka import KafkaCheckpointStore, KafkaGroupAdmin
-from sluice.streams.kinesis import DynamoCheckpointStore, DynamoLeaseTable
+from sluice.streams.dynamodb import DynamoCheckpointStore, DynamoLeaseTable
+from sluice.streams.kafka_admin import KafkaCheckpointStore, KafkaGroupAdmin
 from sluice.streams.memory import MemoryCheckpointStore
 from sluice.streams.models import PartitionKey
 from tests.unit.consumers.checkpoint_contract import CheckpointStoreContract

@@ -28,7 +28,7 @@ from consumers.replay import ReplayTarget, TargetKind, replay_kafka
 from consumers.sinks import WarehouseSink, default_row_builder
 from sluice.cli import main as sluice_main
 from sluice.errors import FatalError
-from sluice.streams.kafka import KafkaGroupAdmin
+from sluice.streams.kafka_admin import KafkaGroupAdmin
 from tests.integration.consumers.consumer_support import (
     Worker,
     kafka_values,

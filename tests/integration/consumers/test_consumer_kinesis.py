@@ -22,7 +22,8 @@ from consumers.models import DecodedRecord
 from consumers.sinks import WarehouseSink, default_row_builder
 from sluice.cli import main as sluice_main
 from sluice.errors import FatalError
-from sluice.streams.kinesis import DynamoLeaseTable, scan_streams
+from sluice.streams.dynamodb import DynamoLeaseTable
+from sluice.streams.kinesis import scan_streams
 from sluice.streams.models import SHARD_END, Lease
 from tests.integration.consumers.consumer_support import (
     Worker,

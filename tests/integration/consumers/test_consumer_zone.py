@@ -13,7 +13,7 @@ from consumers.api import ConsumerContext, build_consumer
 from consumers.replay import ReplayTarget, TargetKind, replay_kinesis
 from consumers.sinks import ZoneSink, default_row_builder
 from sluice.config import ZoneSettings
-from sluice.streams.kinesis import DynamoLeaseTable
+from sluice.streams.dynamodb import DynamoLeaseTable
 from tests.integration.consumers.consumer_support import make_events, put_kinesis
 
 pytestmark = pytest.mark.integration

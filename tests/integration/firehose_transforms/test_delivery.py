@@ -17,7 +17,7 @@ from firehose_transforms.config import DeliverySettings
 from firehose_transforms.delivery import run_delivery
 from firehose_transforms.models import DeliveryOptions, SourceKind
 from sluice.config import EventType, ZoneSettings
-from sluice.streams.kinesis import DynamoCheckpointStore, DynamoLeaseTable
+from sluice.streams.dynamodb import DynamoCheckpointStore, DynamoLeaseTable
 from sluice.streams.models import PartitionKey
 from tests.integration.firehose_transforms.helpers import (
     list_keys,

@@ -22,7 +22,7 @@ import pytest
 
 from producers.base import build_outgoing_record
 from sluice.streams import kpl
-from sluice.streams.kinesis import DynamoLeaseTable
+from sluice.streams.dynamodb import DynamoLeaseTable
 from sluice.streams.models import TRIM_HORIZON, Lease
 from tests.integration.firehose_transforms.helpers import list_keys, publish
 from tests.unit.firehose_transforms import builders as b
@@ -230,6 +230,17 @@ def test_lag_of_a_kafka_group_with_no_live_member_is_stopped_in_one_shot(
     assert report["total_lag_records"] > 0
     assert {row["status"] for row in report["partitions"] if row["lag_records"]} == {"STOPPED"}
     assert code != 0
+    # the same report as data, for dashboards
+    from consumers.api import lag_report_json
+
+    with monkeypatch.context() as mp:
+        for key, value in p.env.items():
+            if key.startswith("SLUICE_"):
+                mp.setenv(key, value)
+        data = lag_report_json(p.group, backends=["kafka"], streams=[p.stream])
+    assert set(data) == set(report)
+    assert data["status"] == "STOPPED"
+    assert [r["status"] for r in data["partitions"]] == [r["status"] for r in report["partitions"]]
 
 
 def test_lag_of_a_kinesis_group_with_no_live_worker_is_stopped_in_one_shot(

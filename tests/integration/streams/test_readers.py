@@ -12,8 +12,9 @@ import pytest
 from producers.models import OutgoingRecord
 from sluice.config import KafkaSettings
 from sluice.streams.config import ReaderOptions
+from sluice.streams.dynamodb import DynamoLeaseTable
 from sluice.streams.kafka import KafkaSource
-from sluice.streams.kinesis import DynamoLeaseTable, KinesisSource
+from sluice.streams.kinesis import KinesisSource
 from tests.integration.firehose_transforms.helpers import publish
 from tests.unit.streams.source_contract import SourceContract
 

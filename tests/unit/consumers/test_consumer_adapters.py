@@ -6,13 +6,10 @@ from datetime import UTC, datetime
 
 from consumers.config import ConsumerSettings
 from sluice.config import KafkaSettings
-from sluice.streams.kafka import (
-    GroupMembership,
-    commit_metadata,
-    consumer_config,
-    parse_commit_metadata,
-)
-from sluice.streams.kinesis import lease_from_item, to_stream_records
+from sluice.streams.dynamodb import lease_from_item
+from sluice.streams.kafka import consumer_config
+from sluice.streams.kafka_admin import GroupMembership, commit_metadata, parse_commit_metadata
+from sluice.streams.kinesis import to_stream_records
 from sluice.streams.models import PartitionKey
 
 
