@@ -508,12 +508,14 @@ class BatchConsumer:
         poll_slice_s: float = 0.2,
         assignment_timeout_s: float = 60.0,
         max_bytes: int | None = None,
+        poll_max_records: int = 10_000,
     ) -> None:
         self.source = source
         self.processor = processor
         self.assembler = BatchAssembler(max_records, max_wait_s, max_bytes=max_bytes)
         self.observer: BatchObserver = observer or _NoObserver()
         self.poll_slice_s = poll_slice_s
+        self.poll_max_records = poll_max_records
         self.assignment_timeout_s = assignment_timeout_s
         self._unassigned_since: float | None = None
         self._unassigned_warned = 0.0
@@ -624,7 +626,7 @@ class BatchConsumer:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             wait = min(self.poll_slice_s, self.assembler.time_left())
-            records = self._poll(self.assembler.capacity(), wait)
+            records = self._poll(min(self.assembler.capacity(), self.poll_max_records), wait)
             if records:
                 self.assembler.add(records)
             elif self.assembler.pending == 0 or (until_caught_up and self.source.caught_up()):

@@ -76,6 +76,9 @@ Invoker = Callable[[dict[str, Any]], Mapping[str, Any]]
 MIB = 1024 * 1024
 _MAX_BATCH_RECORDS = 500_000
 """Records per batch when the size hint is not reached first (bounds memory)."""
+_POLL_RECORDS = 1000
+"""Records per poll: the size hint is checked between polls, so a batch passes it by
+at most one poll's worth."""
 _MIN_WAIT_S = 0.2
 """An interval hint of 0 s flushes after each poll that brought records."""
 
@@ -451,6 +454,7 @@ def build_delivery_consumer(
         max_wait_s=max(float(options.buffer_seconds), _MIN_WAIT_S),
         max_bytes=options.buffer_mib * MIB,
         assignment_timeout_s=settings.firehose_assignment_timeout_s,
+        poll_max_records=_POLL_RECORDS,
     )
 
     def backoff(seconds: float) -> bool:

@@ -29,6 +29,10 @@ class ReaderOptions:
     worker_id: str | None = None
     # A reader holding no partition for this long says so (and ``--once`` fails).
     assignment_timeout_s: float = 60.0
+    # Kafka: a partition counts as read to its end once it reported its end and no
+    # record came for this long (brokers whose high watermarks run behind, such as the
+    # local Tansu, report ends early; see docs/local-stack.md).
+    end_settle_s: float = 2.0
 
     def lease_table_for(self, stream: str) -> str:
         """The lease table of this group on ``stream`` (shard ids repeat across streams)."""

@@ -46,7 +46,8 @@ def consumer_config(
             "session.timeout.ms": options.session_timeout_ms,
             "heartbeat.interval.ms": max(500, options.session_timeout_ms // 5),
             "max.poll.interval.ms": max(options.max_poll_interval_ms, options.session_timeout_ms),
-            "enable.partition.eof": False,
+            # end-of-partition events tell when a member is caught up (see caught_up)
+            "enable.partition.eof": True,
         }
     )
     return conf
@@ -129,6 +130,7 @@ class KafkaSource:
         kafka: KafkaSettings | None = None,
         consumer: Any = None,
         consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.topics = list(topics)
         self.options = options
@@ -138,6 +140,9 @@ class KafkaSource:
         self.on_assigned: Callable[[Mapping[PartitionKey, int | None]], None] | None = None
         self.on_revoked: Callable[[list[PartitionKey]], None] | None = None
         self._assigned: set[PartitionKey] = set()
+        self._at_end: set[PartitionKey] = set()
+        self._clock = clock
+        self._last_news = clock()
         self._closed = False
 
     # -- lazily created group consumer
@@ -182,6 +187,7 @@ class KafkaSource:
     def _handle_assign(self, consumer: Any, partitions: list[Any]) -> None:
         keys = [PartitionKey(p.topic, str(p.partition)) for p in partitions]
         self._assigned.update(keys)
+        self._last_news = self._clock()
         if self.on_assigned is None or not partitions:
             return
         committed: dict[PartitionKey, int | None] = {}
@@ -199,6 +205,7 @@ class KafkaSource:
         if self.on_revoked is not None:
             self.on_revoked(keys)
         self._assigned.difference_update(keys)
+        self._at_end.difference_update(keys)
 
     # -- Source
     def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
@@ -209,13 +216,22 @@ class KafkaSource:
         except KafkaException as exc:
             raise wrap_error(exc, "consume failed") from exc
         records = to_stream_records(messages)
+        at_end = self._at_end
+        if records:
+            self._last_news = self._clock()
         if len(records) == len(messages):
+            if at_end:
+                for record in records:
+                    at_end.discard(record.tp)
             return records
         for message in messages:
             error = message.error()
+            key = PartitionKey(str(message.topic()), str(message.partition()))
             if error is None:
+                at_end.discard(key)
                 continue
             if error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(key)
                 continue
             if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise KafkaConfigurationError(f"consume failed: {error.str()}", code=error.name())
@@ -243,6 +259,8 @@ class KafkaSource:
         for tp, first in positions.items():
             if tp not in self._assigned:
                 continue
+            self._at_end.discard(tp)
+            self._last_news = self._clock()
             try:
                 self.consumer.seek(TopicPartition(tp.stream, int(tp.partition), first))
             except KafkaException as exc:
@@ -250,22 +268,13 @@ class KafkaSource:
                 logger.info("seek %s to %s: %s", tp, first, exc)
 
     def caught_up(self) -> bool:
-        from confluent_kafka import TopicPartition
-
-        assignment = self.consumer.assignment()
-        if not assignment:
+        """Every assigned partition reported its end (librdkafka's end-of-partition
+        event) since its last record or rewind, and nothing arrived for
+        ``options.end_settle_s`` since (an end reported from a lagging high watermark
+        is not taken at its word)."""
+        if not self._assigned or not self._assigned <= self._at_end:
             return False
-        for tp in self.consumer.position(assignment):
-            low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
-            )
-            position = tp.offset
-            if position < 0:
-                committed = self.consumer.committed([tp], timeout=5)[0].offset
-                position = committed if committed >= 0 else low
-            if position < high:
-                return False
-        return True
+        return self._clock() - self._last_news >= self.options.end_settle_s
 
     def close(self) -> None:
         if self._consumer is not None and not self._closed:

@@ -180,6 +180,7 @@ class KinesisSource:
         self._resume: dict[str, str] = {}
         self._next_read: dict[str, float] = {}
         self._checkpointed: dict[str, int] = {}
+        self._fanout: dict[str, float] = {}
         self._observations: dict[str, Observation] = {}
         self._last_take = -1e9
         self._last_renew = -1e9
@@ -337,10 +338,12 @@ class KinesisSource:
             if iterator is None:
                 self._ended[shard] = self._last_returned.get(shard)
                 continue
+            # GetRecords counts entries; a KPL aggregate holds many user records, so the
+            # limit follows the user records per entry seen last on this shard.
+            fanout = self._fanout.get(shard, 1.0)
+            limit = max(1, min(10_000, int((max_records - len(out)) / fanout)))
             try:
-                answer = self.kinesis.get_records(
-                    ShardIterator=iterator, Limit=min(10_000, max_records - len(out))
-                )
+                answer = self.kinesis.get_records(ShardIterator=iterator, Limit=limit)
             except ClientError as exc:
                 code = error_code(exc)
                 if code == "ExpiredIteratorException":
@@ -354,9 +357,12 @@ class KinesisSource:
                     continue
                 raise KinesisReadError(f"get_records on {shard}", code=code) from exc
             records = answer.get("Records", [])
+            before = len(out)
             for raw in records:
                 out.extend(to_stream_records(self.stream, shard, raw))
                 self._last_returned[shard] = int(raw["SequenceNumber"])
+            if records:
+                self._fanout[shard] = max(1.0, (len(out) - before) / len(records))
             self._iterators[shard] = answer.get("NextShardIterator")
             if not records and int(answer.get("MillisBehindLatest", 0)) == 0:
                 self._at_tip.add(shard)

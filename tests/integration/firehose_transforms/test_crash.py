@@ -71,13 +71,18 @@ def test_kill_9_mid_batch_and_restart_loses_no_event(
         "SLUICE_FIREHOSE_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "SLUICE_FIREHOSE_KAFKA_MAX_POLL_INTERVAL_MS": "10000",
     }
-    events = [b.claim() for _ in range(6000)]
+    # about 3.4 MB of claims: several batches at the 1 MiB size hint, so the kill lands
+    # before the last batch is checkpointed
+    events = [b.claim() for _ in range(20_000)]
     records = [build_outgoing_record("insurance-claim", e, b.as_avro(e)) for e in events]
     publish_env = {k: v for k, v in env.items() if k.startswith("SLUICE_")}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in publish_env.items():
             mp.setenv(key, value)
-        publish(kind, stream, records)
+        # in chunks, so that Kinesis carries many KPL aggregates of ~100 user records
+        # (one publish call aggregates its records) and the runner makes several batches
+        for start in range(0, len(records), 500):
+            publish(kind, stream, records[start : start + 500])
 
     group = f"g-{uuid.uuid4().hex[:8]}"
     s3 = stack.aws_client("s3")
