@@ -24,10 +24,11 @@ import time
 import uuid
 from typing import Any
 
-from consumers.base import BatchConsumer, BatchProcessor, RetryPolicy, passthrough_decoder
+from consumers.base import BatchProcessor, RetryPolicy, passthrough_decoder
 from consumers.config import ConsumerSettings
 from consumers.memory import MemoryDeadLetters, NoopSink
 from consumers.models import BatchOutcome
+from consumers.runner import BatchConsumer
 from sluice.config import KafkaSettings
 from sluice.streams.kafka import KafkaSource
 

@@ -1,6 +1,6 @@
 """Assembling a consumer group member from settings, and the calls the demo makes.
 
-- :func:`build_consumer`: a ready :class:`~consumers.base.BatchConsumer` for the chosen
+- :func:`build_consumer`: a ready :class:`~consumers.runner.BatchConsumer` for the chosen
   backend, sink and group (nothing connects until it runs).
 - :func:`run_until_caught_up`: consume until every partition / shard is at its end.
 - :func:`lag_snapshot`: the group's lag over Kafka and Kinesis in one report.
@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.base import (
-    BatchConsumer,
     BatchProcessor,
     DeadLetterSink,
     Decoder,
     Positions,
     RetryPolicy,
-    RunSummary,
     Sink,
     decode_record,
 )
 from consumers.config import ConsumerSettings
 from consumers.lag import LagReport, LagWindow, kafka_lag, kinesis_lag
 from consumers.metrics import ConsumerMetrics
+from consumers.runner import BatchConsumer, RunSummary
 from sluice.config import AwsSettings, KafkaSettings, StreamBackend, StreamSettings
 from sluice.errors import SluiceError
 from sluice.streams.models import PartitionKey, StreamRecord
@@ -143,7 +142,7 @@ def build_consumer(
     metrics: ConsumerMetrics | None = None,
     source: Any = None,
 ) -> BatchConsumer:
-    """A group member ready to :meth:`~consumers.base.BatchConsumer.run`."""
+    """A group member ready to :meth:`~consumers.runner.BatchConsumer.run`."""
     ctx = ctx or ConsumerContext.from_env()
     chosen = StreamBackend(backend or ctx.streams.stream_backend)
     names = list(streams or ctx.event_streams())

@@ -118,7 +118,7 @@ def build_options(args: argparse.Namespace, settings: DeliverySettings) -> Deliv
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from consumers.base import BatchConsumer
+    from consumers.runner import BatchConsumer
     from firehose_transforms.delivery import FirehoseSink, run_delivery
 
     settings = DeliverySettings()

@@ -1,6 +1,6 @@
 """The local delivery: plays Amazon Data Firehose's part on the local stack.
 
-The delivery is a consumer group (the consumers' :class:`~consumers.base.BatchConsumer`
+The delivery is a consumer group (the consumers' :class:`~consumers.runner.BatchConsumer`
 over the streams layer's Kafka or Kinesis reader) driving a :class:`FirehoseSink`.
 Firehose's buffering hints are the consumer's batch limits: a batch is full at the
 size hint (bytes of record data) or due at the interval hint after its first poll.
@@ -36,13 +36,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from consumers.base import (
-    BatchConsumer,
-    BatchProcessor,
-    RetryPolicy,
-    passthrough_decoder,
-)
+from consumers.base import BatchProcessor, RetryPolicy, passthrough_decoder
 from consumers.models import DeadLetter, DecodedRecord
+from consumers.runner import BatchConsumer
 from firehose_transforms.config import LAMBDA_PAYLOAD_LIMIT, DeliverySettings
 from firehose_transforms.exceptions import (
     DeliveryConfigurationError,

@@ -7,7 +7,6 @@ import pytest
 
 from consumers.base import (
     BatchAssembler,
-    BatchConsumer,
     BatchProcessor,
     CheckpointTracker,
     RetryPolicy,
@@ -22,6 +21,7 @@ from consumers.exceptions import (
 )
 from consumers.memory import MemoryDeadLetters, MemorySink
 from consumers.models import Batch, CommitStep, DeadLetter, DecodedRecord
+from consumers.runner import BatchConsumer
 from sluice.errors import FatalError, RetryableError
 from sluice.streams.exceptions import NoAssignmentError
 from sluice.streams.memory import MemoryCheckpointStore, MemorySource
@@ -441,7 +441,7 @@ def test_a_running_member_without_assignment_logs_it_periodically(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     consumer, _ = _unassigned_consumer(0.2)
-    with caplog.at_level("WARNING", logger="consumers.base"):
+    with caplog.at_level("WARNING", logger="consumers.runner"):
         summary = consumer.run(timeout_s=1.0)
     assert summary.batches == 0
     said = [r.getMessage() for r in caplog.records if "no partition assigned" in r.getMessage()]
