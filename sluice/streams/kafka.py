@@ -140,7 +140,7 @@ class KafkaSource:
         self.on_assigned: Callable[[Mapping[PartitionKey, int | None]], None] | None = None
         self.on_revoked: Callable[[list[PartitionKey]], None] | None = None
         self._assigned: set[PartitionKey] = set()
-        self._at_end: set[PartitionKey] = set()
+        self._at_end: set[tuple[str, str]] = set()
         self._clock = clock
         self._last_news = clock()
         self._closed = False
@@ -205,7 +205,7 @@ class KafkaSource:
         if self.on_revoked is not None:
             self.on_revoked(keys)
         self._assigned.difference_update(keys)
-        self._at_end.difference_update(keys)
+        self._at_end.difference_update((k.stream, k.partition) for k in keys)
 
     # -- Source
     def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
@@ -216,22 +216,22 @@ class KafkaSource:
         except KafkaException as exc:
             raise wrap_error(exc, "consume failed") from exc
         records = to_stream_records(messages)
-        at_end = self._at_end
+        at_end = self._at_end  # (topic, partition) pairs: cheap per message
         if records:
             self._last_news = self._clock()
         if len(records) == len(messages):
             if at_end:
                 for record in records:
-                    at_end.discard(record.tp)
+                    at_end.discard((record.stream, record.partition))
             return records
-        for message in messages:
+        for message in messages:  # in order: an end counts only after the last record
             error = message.error()
-            key = PartitionKey(str(message.topic()), str(message.partition()))
             if error is None:
-                at_end.discard(key)
+                if at_end:
+                    at_end.discard((message.topic(), _partition_name(message.partition())))
                 continue
             if error.code() == KafkaError._PARTITION_EOF:
-                at_end.add(key)
+                at_end.add((message.topic(), _partition_name(message.partition())))
                 continue
             if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise KafkaConfigurationError(f"consume failed: {error.str()}", code=error.name())
@@ -259,7 +259,7 @@ class KafkaSource:
         for tp, first in positions.items():
             if tp not in self._assigned:
                 continue
-            self._at_end.discard(tp)
+            self._at_end.discard((tp.stream, tp.partition))
             self._last_news = self._clock()
             try:
                 self.consumer.seek(TopicPartition(tp.stream, int(tp.partition), first))
@@ -272,7 +272,8 @@ class KafkaSource:
         event) since its last record or rewind, and nothing arrived for
         ``options.end_settle_s`` since (an end reported from a lagging high watermark
         is not taken at its word)."""
-        if not self._assigned or not self._assigned <= self._at_end:
+        at_end = self._at_end
+        if not self._assigned or any((k.stream, k.partition) not in at_end for k in self._assigned):
             return False
         return self._clock() - self._last_news >= self.options.end_settle_s
 
