@@ -19,7 +19,7 @@ One delivery batch, in numbered steps (the order is the guarantee):
    (``Lambda.FunctionError`` ...);
 4. the sink writes the ``Ok`` output gzip-compressed under ``clean/`` (one object per
    source partition and partition keys), then the error records under
-   ``errors/processing-failed/``, then one manifest per event type;
+   ``errors/processing-failed/`` (no manifest: Firehose writes none);
 5. only after the sink committed does the consumer checkpoint the source (Kafka group
    commit / Kinesis lease checkpoint). A failed sink rolls back and the consumer
    rewinds to the last checkpoint (the consumers' commit-after-sink rules).
@@ -232,7 +232,6 @@ class FirehoseSink:
             rows=sum(p.rows for p in clean),
             objects=tuple(p.key for p in clean),
             error_objects=tuple(p.key for p in planned if p.kind == "error"),
-            manifest=next((p.key for p in planned if p.kind == "manifest"), None),
             invocation_attempts=attempts_total,
             raw_objects=tuple(p.key for p in backups),
         )

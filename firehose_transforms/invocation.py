@@ -17,8 +17,8 @@ from typing import Any
 from firehose_transforms.config import LAMBDA_PAYLOAD_LIMIT
 from firehose_transforms.exceptions import InvocationFailed
 from firehose_transforms.models import SourceKind
-from firehose_transforms.zone import kafka_partition_label
 from sluice.streams.models import StreamRecord
+from sluice.zone import kafka_partition_label
 
 _REQUEST_RECORD_OVERHEAD = 400
 """Bytes a record adds to the request besides its base64 data (ids, metadata)."""

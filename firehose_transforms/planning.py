@@ -1,10 +1,11 @@
 """What one delivery batch writes, planned before anything is written (pure).
 
 One object per source partition and partition keys under ``clean/``, the error records
-under ``errors/processing-failed/``, one manifest per event type, and with the source
-record backup on, the batch's records under ``raw/``. The raw, clean and error objects
+under ``errors/processing-failed/``, and with the source record backup on, the batch's
+records under ``raw/``; like Firehose, no manifest (the loader finds clean objects
+through S3 event notifications and its listing sweep). The raw, clean and error objects
 of one partition share one name (:func:`partition_names`). Key layout and object
-formats are :mod:`firehose_transforms.zone`'s.
+formats are :mod:`sluice.zone`'s.
 """
 
 from __future__ import annotations
@@ -13,25 +14,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from firehose_transforms.invocation import Outcome, arrival_ms, partition_label
-from firehose_transforms.zone import (
-    MANIFEST_CONTENT_TYPE,
+from sluice.config import ZoneSettings
+from sluice.streams.models import StreamRecord
+from sluice.zone import (
     NDJSON_CONTENT_TYPE,
     RAW_CONTENT_TYPE,
     GroupName,
-    ManifestEntry,
     clean_key,
     error_key,
     error_record,
     frame_raw,
     gzip_bytes,
-    manifest_body,
-    manifest_key,
     ndjson,
     raw_key,
-    s3_url,
 )
-from sluice.config import ZoneSettings
-from sluice.streams.models import StreamRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +37,7 @@ class PlannedObject:
     key: str
     body: bytes
     content_type: str
-    kind: str  # raw | clean | error | manifest
+    kind: str  # raw | clean | error
     rows: int = 0
     event_type: str | None = None
 
@@ -75,7 +71,7 @@ def plan_raw_backup(
     """The source record backup of one batch (pure): one object per source partition,
     ``raw/YYYY/MM/DD/HH/<stem>.gz``, holding every record of that partition in source
     order (Ok, Dropped and ProcessingFailed alike), framed by
-    :func:`~firehose_transforms.zone.frame_raw` and gzip-compressed. ``rows`` is the
+    :func:`~sluice.zone.frame_raw` and gzip-compressed. ``rows`` is the
     number of records."""
     names = partition_names(records, kind=kind, source=source)
     by_partition: dict[str, list[StreamRecord]] = {}
@@ -104,7 +100,7 @@ def plan_batch(
     zone: ZoneSettings,
     lambda_arn: str,
 ) -> list[PlannedObject]:
-    """Every object one batch writes, in write order: clean, errors, manifests (pure)."""
+    """Every object one batch writes, in write order: clean, then errors (pure)."""
     if not outcomes:
         return []
     by_partition: dict[str, list[Outcome]] = {}
@@ -156,34 +152,7 @@ def plan_batch(
                     rows=len(failed),
                 )
             )
-    manifests: list[PlannedObject] = []
-    ranges = [(n.partition, n.first, n.last) for n in names.values()]
-    first_arrival = min(n.first_arrival_ms for n in names.values())
-    for event_type in sorted({c.event_type for c in cleans if c.event_type}):
-        entries = [
-            ManifestEntry(
-                url=s3_url(zone.s3_bucket, c.key), content_length=len(c.body), record_count=c.rows
-            )
-            for c in cleans
-            if c.event_type == event_type
-        ]
-        manifests.append(
-            PlannedObject(
-                key=manifest_key(
-                    zone,
-                    event_type,
-                    kind=kind,
-                    source=source,
-                    first_arrival_ms=first_arrival,
-                    ranges=ranges,
-                ),
-                body=manifest_body(entries),
-                content_type=MANIFEST_CONTENT_TYPE,
-                kind="manifest",
-                event_type=event_type,
-            )
-        )
-    return [*cleans, *errors, *manifests]
+    return [*cleans, *errors]
 
 
 def _order(record: StreamRecord) -> tuple[int, int]:
