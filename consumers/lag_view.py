@@ -8,7 +8,7 @@ digits (``…`` marks the cut); ``--json`` carries them whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import textwrap
 from typing import TYPE_CHECKING
 
 from consumers.models import LagStatus, PartitionLag
@@ -49,7 +49,7 @@ def short_position(value: int | None, width: int = POSITION_WIDTH) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
-def _cells(row: PartitionLag) -> tuple[str, ...]:
+def _cells(row: PartitionLag, owner: str) -> tuple[str, ...]:
     return (
         row.partition,
         f"{row.lag_records}{'' if row.exact else '+'}",
@@ -57,19 +57,16 @@ def _cells(row: PartitionLag) -> tuple[str, ...]:
         short_position(row.committed),
         row.last_commit_at.strftime("%H:%M:%S") if row.last_commit_at else "-",
         row.status.value,
-        row.owner or "-",
+        owner,
     )
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
-
-
 def render_lag(report: LagReport, width: int = DEFAULT_WIDTH) -> list[str]:
-    """Plain lines of the lag report; every line but a full name fits ``width``.
+    """Plain lines of the lag report that fit ``width``.
 
-    A group or stream name longer than the terminal is printed whole on its own line
-    (the terminal wraps it) rather than cut.
+    Group, stream and owner names are never cut: a name too long for its column is
+    replaced by a tag (``#1``) and spelled out on a line of its own below the table; a
+    group or stream name longer than the terminal is printed whole (the terminal wraps).
     """
     lines = [
         f"group {report.group}: {report.status.value}",
@@ -83,26 +80,44 @@ def render_lag(report: LagReport, width: int = DEFAULT_WIDTH) -> list[str]:
         lines.extend(_table(rows, width))
         for row in rows:
             if row.status is not LagStatus.OK:
-                lines.append(_fit(f"  {row.partition}: {status_reason(row)}", width))
+                lines.extend(
+                    textwrap.wrap(
+                        f"{row.partition}: {status_reason(row)}",
+                        width=width,
+                        initial_indent="  ",
+                        subsequent_indent="    ",
+                        break_on_hyphens=False,
+                    )
+                )
     lines.extend(f"note: {p}" for p in report.problems)
     return lines
 
 
-def _table(rows: Iterable[PartitionLag], width: int) -> list[str]:
-    body = [_cells(r) for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(HEADERS)]
+def _table(rows: list[PartitionLag], width: int) -> list[str]:
+    names = [r.owner or "-" for r in rows]
+    widths = [
+        max(len(h), *(len(c[i]) for c in (_cells(r, "") for r in rows)))
+        for i, h in enumerate(HEADERS)
+    ]
+    room = width - 2 - sum(widths[:-1]) - 2 * (len(widths) - 1)
+    tags: dict[str, str] = {}
+    if max(len(n) for n in names) > max(room, len(HEADERS[-1])):
+        for name in names:
+            if name != "-" and name not in tags:
+                tags[name] = f"#{len(tags) + 1}"
+    body = [_cells(r, tags.get(n, n)) for r, n in zip(rows, names, strict=True)]
+    widths[-1] = max(len(HEADERS[-1]), *(len(c[-1]) for c in body))
     right = {1, 2, 3}
-    fixed = 2 + sum(widths[:-1]) + 2 * (len(widths) - 1)
-    widths[-1] = max(len(HEADERS[-1]), min(widths[-1], width - fixed))
 
     def line(cells: tuple[str, ...]) -> str:
         parts = [
-            _fit(c, w).rjust(w) if i in right else _fit(c, w).ljust(w)
+            c.rjust(w) if i in right else c.ljust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return ("  " + "  ".join(parts)).rstrip()
 
-    return [line(HEADERS), *(line(c) for c in body)]
+    legend = [f"  owner {tag}: {name}" for name, tag in tags.items()]
+    return [line(HEADERS), *(line(c) for c in body), *legend]
 
 
 def print_lag(report: LagReport, console: object | None = None) -> None:

@@ -99,7 +99,7 @@ class Collector:
         except SluiceError as exc:
             log.warning("lag of %s: %s", source.group, exc)
             with self._lock:
-                self._lag_problems[source.group] = describe_failure(exc)
+                self._lag_problems[source.group] = f"lag of {source.group}: {describe_failure(exc)}"
             return
         with self._lock:
             self._reports[source.group] = report
