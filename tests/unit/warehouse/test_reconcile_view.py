@@ -41,6 +41,4 @@ def test_fits_80_columns_with_every_missing_id_whole() -> None:
     assert all(line.split(": ")[1] in ids for line in missing_s3)
     assert "... and 5 more missing at s3_clean (--json)" in lines
     assert f"missing at warehouse: {ids[4]}" in lines
-        lines
-    )
     assert lines[-1] == "MISMATCH"
