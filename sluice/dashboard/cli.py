@@ -6,6 +6,8 @@ import argparse
 import logging
 import threading
 import webbrowser
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sluice.config import StreamBackend
@@ -35,6 +37,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--reconcile-stream", action="store_true", help="reconcile reads the stream too (slower)"
     )
+    parser.add_argument(
+        "--background", action="store_true", help="run detached (pid in the stack folder)"
+    )
+    parser.add_argument("--stop", action="store_true", help="stop the background dashboard")
     parser.set_defaults(handler=run)
 
 
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics:
         overrides["dashboard_metrics_urls"] = ",".join(args.metrics)
     settings = DashboardSettings(**overrides)
+    if args.stop or args.background:
+        return _background(args, settings)
     groups = args.group or [ConsumerSettings().consumer_group]
     sources = [LagSource(g, backends=args.backend, streams=args.stream) for g in groups]
     collector = Collector(
@@ -83,8 +91,98 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://{settings.dashboard_host}:{port}/"
         print(f"dashboard on {url} (Ctrl-C to stop)", flush=True)
         if args.open:
-            webbrowser.open(url)
+            open_in_browser(url)
 
     threading.Thread(target=announce, name="dashboard-announce", daemon=True).start()
     server.run()
     return 0
+
+
+def _background(args: argparse.Namespace, settings: Any) -> int:
+    from deploy.local.config import StackSettings
+    from sluice.dashboard import background
+
+    stack_dir = StackSettings().stack_dir
+    if args.stop:
+        stopped = background.stop(stack_dir)
+        print("dashboard stopped" if stopped else "no background dashboard running")
+        return 0
+    url = main_background(
+        stack_dir,
+        groups=args.group or (),
+        backends=args.backend or (),
+        streams=args.stream or (),
+        metrics=args.metrics or (),
+        refresh=args.refresh,
+        open_browser=args.open,
+        settings=settings,
+    )
+    print(f"dashboard on {url} (stop: sluice dashboard --stop)", flush=True)
+    return 0
+
+
+def main_background(
+    stack_dir: Path,
+    *,
+    groups: Sequence[str] = (),
+    backends: Sequence[str] = (),
+    streams: Sequence[str] = (),
+    metrics: Sequence[str] = (),
+    refresh: float | None = None,
+    open_browser: bool = False,
+    settings: Any = None,
+) -> str:
+    """Start (or find) the background dashboard; its URL. The demo calls this."""
+    from sluice.dashboard import background
+    from sluice.dashboard.config import DashboardSettings
+
+    settings = settings or DashboardSettings()
+    argv: list[str] = []
+    for flag, values in (
+        ("--group", groups),
+        ("--backend", backends),
+        ("--stream", streams),
+        ("--metrics", metrics),
+    ):
+        for value in values:
+            argv += [flag, value]
+    if refresh is not None:
+        argv += ["--refresh", str(refresh)]
+    port = settings.dashboard_port
+    if background.running(stack_dir) is None and not _port_free(settings.dashboard_host, port):
+        from deploy.local.base import free_port
+
+        port = free_port()
+    url = background.start(stack_dir, argv, settings.dashboard_host, port)
+    if open_browser:
+        open_in_browser(url)
+    return url
+
+
+def open_in_browser(url: str) -> bool:
+    """Open ``url`` where a graphical browser can exist; never a terminal browser,
+    which would wait for keys in a non-interactive run."""
+    import os
+    import sys
+
+    if sys.platform != "darwin" and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.name == "nt"
+    ):
+        return False
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    if port == 0:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
