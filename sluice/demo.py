@@ -495,10 +495,14 @@ def _dashboard(console: Any) -> None:
     from deploy.local.config import StackSettings
     from sluice.dashboard.cli import main_background
 
-    url = main_background(
-        StackSettings().stack_dir,
-        groups=[DEMO_GROUP],
-        backends=[b.value for b in BACKENDS],
-        open_browser=True,
-    )
+    try:
+        url = main_background(
+            StackSettings().stack_dir,
+            groups=[DEMO_GROUP],
+            backends=[b.value for b in BACKENDS],
+            open_browser=True,
+        )
+    except SluiceError as exc:
+        console.print(f"[yellow]the live page did not start[/]: {exc}")
+        return
     console.print(f"live pipeline page: [bold]{url}[/] (stop it: sluice dashboard --stop)")

@@ -80,6 +80,7 @@ class Collector:
         self._reconcile: dict[str, Any] | None = None
         self._errors: dict[str, int] | None = None
         self._reconcile_problems: list[str] = []
+        self._loop_problems: dict[str, str] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -178,6 +179,7 @@ class Collector:
                 *self._lag_problems.values(),
                 *self._metric_problems,
                 *self._reconcile_problems,
+                *self._loop_problems.values(),
             ]
             return {
                 "at": _iso(now),
@@ -252,8 +254,15 @@ class Collector:
             started = time.monotonic()
             try:
                 step()
-            except Exception:  # a source failing unexpectedly must not freeze the page
+                problem = None
+            except Exception as exc:  # a source failing unexpectedly must not freeze the page
                 log.exception("dashboard: %s failed; trying again next period", step.__name__)
+                problem = f"{step.__name__}: {type(exc).__name__}: {exc}"
+            with self._lock:
+                if problem is None:
+                    self._loop_problems.pop(step.__name__, None)
+                else:
+                    self._loop_problems[step.__name__] = problem
             self._stop.wait(max(0.0, period - (time.monotonic() - started)))
 
     def stop(self) -> None:

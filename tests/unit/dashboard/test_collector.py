@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -189,3 +190,26 @@ def test_app_serves_the_page_its_assets_and_the_data(client: TestClient) -> None
     data = client.get("/api/data").json()
     assert data["groups"][0]["lag"]["total_lag_records"] == 3
     assert data["groups"][0]["lag"]["status"] in {s.value for s in LagStatus}
+
+
+class Broken:
+    group = "g1"
+
+    def read(self) -> LagReport:
+        raise RuntimeError("unexpected")
+
+
+def test_an_unexpected_failure_is_logged_and_shown_and_sampling_goes_on() -> None:
+    collector = Collector(
+        DashboardSettings(dashboard_refresh_s=0.02, dashboard_reconcile_every_s=0),
+        [Broken()],  # type: ignore[list-item]
+    )
+    collector.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not collector.snapshot()["problems"]:
+            time.sleep(0.02)
+    finally:
+        collector.stop()
+    assert collector.snapshot()["problems"] == ["sample: RuntimeError: unexpected"]
+    assert all(not t.is_alive() for t in collector._threads)
