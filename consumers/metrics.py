@@ -117,8 +117,9 @@ class ConsumerMetrics:
         self.commits = Counter(f"{p}_commits", "Checkpoint commits", labels, registry=r)
         self.rollbacks = Counter(f"{p}_rollbacks", "Sink rollbacks", labels, registry=r)
         self.failed = Counter(f"{p}_batch_failures", "Batches rewound", labels, registry=r)
-        self.dead_letters = Counter(
-            f"{p}_dlq_records",
+        self.dead_letters = Counter(f"{p}_dlq_records", "Records dead-lettered", labels, registry=r)
+        self.dead_letter_reasons = Counter(
+            f"{p}_dlq_reasons",
             "Records dead-lettered, by reason (the error class)",
             [*labels, "reason"],
             registry=r,
@@ -145,8 +146,9 @@ class ConsumerMetrics:
         self.batches.labels(*lbl).inc()
         self.commits.labels(*lbl).inc()
         self.rollbacks.labels(*lbl).inc(outcome.rollbacks)
+        self.dead_letters.labels(*lbl).inc(len(outcome.dead_letters))
         for letter in outcome.dead_letters:
-            self.dead_letters.labels(*lbl, letter.error_class).inc()
+            self.dead_letter_reasons.labels(*lbl, letter.error_class).inc()
         self.duration.labels(*lbl).observe(outcome.duration_s)
         self.last_commit.labels(*lbl).set(time.time())
         if self.emf_namespace:

@@ -38,7 +38,7 @@ from warehouse.zone import Zone
 log = logging.getLogger(__name__)
 
 REASON_NAMES = {
-    "sluice_consumer_dlq_records_total": "dead_lettered",
+    "sluice_consumer_dlq_reasons_total": "dead_lettered",
     "sluice_api_events_rejected_total": "api_rejected",
 }
 ZoneRef = tuple[Zone, Any]

@@ -42,7 +42,7 @@ STAGE_COUNTERS: dict[str, tuple[str, dict[str, frozenset[str]]]] = {
 }
 # Counters broken down by a label on the page: sample name -> label.
 REASON_COUNTERS: dict[str, str] = {
-    "sluice_consumer_dlq_records_total": "reason",
+    "sluice_consumer_dlq_reasons_total": "reason",
     "sluice_api_events_rejected_total": "reason",
 }
 

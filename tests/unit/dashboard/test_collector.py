@@ -100,7 +100,7 @@ def test_exported_counters_become_stage_rates_and_reasons() -> None:
     api.accept("financial-transaction", 10)
     api.reject("financial-transaction", "schema_invalid", 3)
     consumer.records.labels("g", "kafka").inc(4)
-    consumer.dead_letters.labels("g", "kafka", "DecodeError").inc(2)
+    consumer.dead_letter_reasons.labels("g", "kafka", "DecodeError").inc(2)
     loader.record({"inserted": 5, "updated": 1, "staged": 9}, failed=0)
     from prometheus_client import generate_latest
 
@@ -110,7 +110,7 @@ def test_exported_counters_become_stage_rates_and_reasons() -> None:
     assert totals["api_rejected"] == 3
     assert totals["records_consumed"] == 4
     assert totals["rows_loaded"] == 6  # inserted + updated, not staged
-    assert reasons["sluice_consumer_dlq_records_total"] == {"DecodeError": 2}
+    assert reasons["sluice_consumer_dlq_reasons_total"] == {"DecodeError": 2}
     assert reasons["sluice_api_events_rejected_total"] == {"schema_invalid": 3}
 
 

@@ -66,7 +66,7 @@ def test_the_registries_export_what_the_components_count() -> None:
     assert "sluice_api_events_accepted_total" in names
     assert "sluice_consumer_lag_records" in names
     assert "sluice_loader_rows_total" in names
-    assert names["sluice_consumer_dlq_records_total"] == {"group", "backend", "reason"}
+    assert names["sluice_consumer_dlq_reasons_total"] == {"group", "backend", "reason"}
 
 
 def test_every_query_names_exported_metrics_and_labels() -> None:
