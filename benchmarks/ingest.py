@@ -10,7 +10,9 @@ Figures printed:
    options (one worker, the same HTTP implementation and event loop). The two run in
    alternating rounds (bare then real, real then bare, ...) so that background load
    falls on both alike; the headline ratio is the median of the per-round ratios.
-   Target: real >= 0.7 x bare.
+   Target: real >= 0.7 x bare. The real app runs with the DynamoDB idempotency store on
+   the stack's moto DynamoDB (``--idempotency-store memory`` for the in-process one): a
+   conditional PutItem before each publish and a PutItem of the answer after it.
 2. batch events/s through ``POST /v1/events/{type}/batch`` versus the same events
    pushed through the publisher in-process, without HTTP (validated, masked, encoded
    and published by the same code, same batch size and concurrency). Target: >= 0.5.
@@ -508,6 +510,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating single-event rounds")
     parser.add_argument("--skip-batch", action="store_true", help="single-event figures only")
     parser.add_argument("--backend", choices=("kafka", "kinesis"), default="kafka")
+    parser.add_argument(
+        "--idempotency-store",
+        choices=("dynamodb", "memory"),
+        default="dynamodb",
+        help="the real app's idempotency store (dynamodb: the stack's moto DynamoDB, as on Lambda)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -515,7 +523,11 @@ def main() -> int:
         return 2
 
     key = secrets.token_urlsafe(24)
-    report: dict[str, Any] = {"backend": args.backend, "cores": os.cpu_count()}
+    report: dict[str, Any] = {
+        "backend": args.backend,
+        "cores": os.cpu_count(),
+        "idempotency_store": args.idempotency_store,
+    }
     with local_stack() as (stack_env, env_file), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         ft_stream, ic_stream = make_streams(args.backend, stack_env)
@@ -528,7 +540,23 @@ def main() -> int:
             "SLUICE_STREAM_FINANCIAL_TRANSACTION": ft_stream,
             "SLUICE_STREAM_INSURANCE_CLAIM": ic_stream,
             "SLUICE_API_KEY": key,
+            "SLUICE_API_IDEMPOTENCY_STORE": args.idempotency_store,
         }
+        if args.idempotency_store == "dynamodb":
+            from deploy.local.provision import ensure_api_tables
+            from ingest_api.config import ApiSettings
+            from sluice.config import AwsSettings
+
+            saved = dict(os.environ)
+            os.environ.update({k: v for k, v in env.items() if k.startswith("SLUICE_")})
+            try:
+                api = ApiSettings()
+                ensure_api_tables(
+                    AwsSettings(), api.api_idempotency_table, api.api_rate_limit_table
+                )
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
         os.environ.update({k: v for k, v in env.items() if k.startswith("SLUICE_")})
         single_script = write_wrk_script(folder, 0)
         batch_script = write_wrk_script(folder, args.batch_size)
@@ -715,7 +743,8 @@ def print_report(args: argparse.Namespace, report: dict[str, Any]) -> None:
     print()
     print(
         f"single event, 1 uvicorn worker ({report['uvicorn_options']}), wrk -t1 "
-        f"-c{args.connections} -d{args.duration:g}s, {args.rounds} alternating rounds:"
+        f"-c{args.connections} -d{args.duration:g}s, {args.rounds} alternating rounds, "
+        f"idempotency store: {report['idempotency_store']}:"
     )
     print(
         f"  real app : median {s['real_rps_median']:>6} req/s (best "

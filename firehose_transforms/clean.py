@@ -18,10 +18,14 @@ Cleaning rules (each has a unit test in ``tests/unit/firehose_transforms/test_cl
   ``"1000"`` JPY); an amount that would need rounding is ``invalid_amount``, a negative
   one ``negative_amount`` / ``negative_claim_amount``;
 - timestamps become UTC ISO-8601 with microseconds and ``Z``; dates ``YYYY-MM-DD``;
-- a loss date after the report date (in UTC) is ``loss_date_after_report_date``;
-- PII is masked as at the ingest edge: card numbers ``first6******last4``, national ids
-  keyed HMAC (``hmac-sha256:<hex>``), Luhn-valid digit runs in free text masked.
-  Masking is idempotent, so a record masked upstream is unchanged.
+- the rules of :mod:`schemas.rules`, the same the ingest edge applies: a loss date after
+  the report date (in UTC) is ``loss_date_after_report_date``, an ``occurred_at``
+  outside the plausibility window ``invalid_timestamp``, a card number inside an
+  identifier field ``pan_in_identifier``;
+- PII is masked as at the ingest edge, by the same module (:func:`schemas.pii.mask_record`
+  walking the record's schema): card numbers ``first6******last4``, national ids keyed
+  HMAC (``hmac-sha256:<hex>``), Luhn-valid digit runs in every other string field and
+  every map key masked. Masking is idempotent, so a record masked upstream is unchanged.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from firehose_transforms.exceptions import RecordRejected
 from firehose_transforms.models import Reason
-from schemas import pii
+from schemas import catalogue, pii, rules
 from schemas.countries import COUNTRY_CODES
 from schemas.currencies import MINOR_UNITS
 from schemas.exceptions import PiiError
@@ -281,7 +286,9 @@ def clean_enum(value: Any, field: str, symbols: frozenset[str]) -> str:
         return value
     symbol = clean_text(value, field).upper()
     if symbol not in symbols:
-        raise reject(Reason.INVALID_EVENT, f"{field} {symbol[:32]!r} is not a symbol of the schema")
+        raise reject(
+            Reason.INVALID_EVENT, f"{field} {pii.excerpt(symbol)} is not a symbol of the schema"
+        )
     return symbol
 
 
@@ -361,12 +368,19 @@ def is_test_event(record: Mapping[str, Any], test_sources: tuple[str, ...] = ())
     return False
 
 
-def to_row(record: Mapping[str, Any], *, hmac_key: str | bytes | None = None) -> dict[str, Any]:
+def to_row(
+    record: Mapping[str, Any],
+    *,
+    hmac_key: str | bytes | None = None,
+    window: rules.PlausibilityWindow | None = None,
+) -> dict[str, Any]:
     """The warehouse row of one validated event (see the module docstring for the rules).
 
     Args:
         record: the event as the codec returns it (or its JSON form).
         hmac_key: the PII HMAC key; needed only when a national id arrives unmasked.
+        window: the plausibility window of ``occurred_at``; ``SLUICE_RULES_OCCURRED_AT_*``
+            when omitted.
 
     Raises:
         RecordRejected: the event breaks a rule; ``code`` is a
@@ -379,10 +393,62 @@ def to_row(record: Mapping[str, Any], *, hmac_key: str | bytes | None = None) ->
         event_type = str(raw_type or "").strip()
         builder = _BUILDERS.get(event_type)
         if builder is None:
-            raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {event_type[:40]!r}")
-    row = _common(record, event_type)
-    builder(record, row, hmac_key)
+            raise reject(Reason.UNKNOWN_EVENT_TYPE, f"unknown event_type {pii.excerpt(event_type)}")
+    masked = _masked(record, event_type, hmac_key)
+    row = _common(masked, event_type)
+    builder(masked, row, hmac_key)
+    # the rules see the record as it came (masking would hide a card number in an id)
+    broken = rules.check_event(event_type, record, window=window or _default_window(), now=_now)
+    if broken:
+        first = broken[0]
+        raise reject(_RULE_REASONS.get(first.code, Reason.INVALID_EVENT), first.message)
     return row
+
+
+def _masked(
+    record: Mapping[str, Any], event_type: str, hmac_key: str | bytes | None
+) -> Mapping[str, Any]:
+    """``record`` with every string field and map key masked (``schemas.pii``, by schema).
+
+    National ids are left to :func:`clean_national_id` (its own reason when no key is
+    configured); every other field follows the schema of the record's version.
+    """
+    version = record.get("schema_version")
+    cat = catalogue()
+    schema = (
+        cat.get(event_type, version).schema
+        if type(version) is int and cat.has(event_type, version)
+        else None
+    )
+    national_id = record.get("claimant_national_id")
+    try:
+        masked = pii.mask_record(
+            {**record, "claimant_national_id": None} if national_id is not None else record,
+            hmac_key=None,
+            schema=schema,
+        )
+    except PiiError as exc:
+        raise reject(Reason.INVALID_EVENT, "card_number is not a card number") from exc
+    if national_id is not None:
+        masked["claimant_national_id"] = national_id
+    return masked
+
+
+@cache
+def _default_window() -> rules.PlausibilityWindow:
+    """The plausibility window of ``SLUICE_RULES_OCCURRED_AT_*`` (read once)."""
+    return rules.PlausibilityWindow.from_settings()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_RULE_REASONS: Mapping[str, Reason] = {
+    rules.CARD_NUMBER_IN_IDENTIFIER: Reason.PAN_IN_IDENTIFIER,
+    rules.IMPLAUSIBLE_TIMESTAMP: Reason.INVALID_TIMESTAMP,
+    rules.LOSS_DATE_AFTER_REPORT_DATE: Reason.LOSS_DATE_AFTER_REPORT_DATE,
+}
 
 
 def _text(value: Any, field: str) -> str:
@@ -394,8 +460,8 @@ def _text(value: Any, field: str) -> str:
 
 
 def _free_text(text: str) -> str:
-    # mask_luhn_in_text only ever changes a run of 13 or more digits
-    return _mask_luhn(text) if len(text) >= 13 and _PAN_RUN(text) else text
+    # mask_luhn_in_text only ever changes a run of 12 or more digits
+    return _mask_luhn(text) if _may_hold_pan(text) else text
 
 
 def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
@@ -414,11 +480,7 @@ def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
             raise reject(Reason.INVALID_EVENT, "metadata is not a map of strings")
         try:  # all strings, the usual case
             metadata = {
-                key.strip(): (
-                    text
-                    if len(text := raw.strip()) < 13 or not _PAN_RUN(text)
-                    else _mask_luhn(text)
-                )
+                key.strip(): (text if not _may_hold_pan(text := raw.strip()) else _mask_luhn(text))
                 for key, raw in metadata.items()
             }
         except (AttributeError, TypeError):
@@ -436,7 +498,7 @@ def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     source = record.get("source")
     if not (type(source) is str and (source := source.strip())):
         source = clean_text(record.get("source"), "source")
-    if len(source) >= 13 and _PAN_RUN(source):
+    if _may_hold_pan(source):
         source = _mask_luhn(source)
     tenant = record.get("tenant_id")
     if not (type(tenant) is str and (tenant := tenant.strip())):
@@ -504,7 +566,7 @@ def _financial_transaction(
         value = clean_enum(value, "status", _TX_STATUSES)
     row["status"] = value
     card = get("card_number")
-    if card is not None and not (type(card) is str and _MASKED_PAN(card)):
+    if card is not None and not (type(card) is str and _is_masked_pan(card)):
         card = clean_card_number(card)
     row["card_number"] = card
     if merchant:
@@ -520,7 +582,7 @@ def _financial_transaction(
             name = name.strip() if type(name) is str else str(name).strip()
             if not name:
                 name = None
-            elif len(name) >= 13 and _PAN_RUN(name):
+            elif _may_hold_pan(name):
                 name = _mask_luhn(name)
         row["merchant_name"] = name
         row["merchant_mcc"] = mcc
@@ -546,11 +608,7 @@ def _insurance_claim(
     else:
         loss_date = _to_date(raw_loss, "loss_date").isoformat()
     reported = format_timestamp(get("reported_at"), "reported_at")
-    # canonical ISO strings: string order is time order
-    if loss_date > reported[:10]:
-        raise reject(
-            Reason.LOSS_DATE_AFTER_REPORT_DATE, "loss_date is after the date of reported_at (UTC)"
-        )
+    # loss_date after reported_at: a rule of schemas.rules, checked by to_row
     row["claim_id"] = _text(get("claim_id"), "claim_id")
     row["policy_id"] = _text(get("policy_id"), "policy_id")
     row["policyholder_id"] = _text(get("policyholder_id"), "policyholder_id")
@@ -580,10 +638,10 @@ _CLAIM_LINES = _CLAIM_ENUMS["line_of_business"]
 _CLAIM_STATUSES = _CLAIM_ENUMS["status"]
 _CURRENCIES: frozenset[str] = frozenset(MINOR_UNITS)
 _mask_luhn = pii.mask_luhn_in_text
-# 13 digits, single spaces or dashes between them: the shortest digit run that
-# mask_luhn_in_text can change (a text without one is returned unchanged).
-_PAN_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12}").search
-_MASKED_PAN = re.compile(r"[0-9]{6}\*{2,9}[0-9]{4}").fullmatch
+# A run of 12 digits (any separators, any script): the shortest that mask_luhn_in_text
+# can change (a text without one is returned unchanged).
+_may_hold_pan = pii.may_hold_card_number
+_is_masked_pan = pii.is_masked_card_number
 
 _BUILDERS: Mapping[str, Callable[[Mapping[str, Any], dict[str, Any], str | bytes | None], None]] = {
     FINANCIAL_TRANSACTION: _financial_transaction,

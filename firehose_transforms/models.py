@@ -33,6 +33,7 @@ class Reason(StrEnum):
     LOSS_DATE_AFTER_REPORT_DATE = "loss_date_after_report_date"
     INVALID_CODE = "invalid_code"
     INVALID_TIMESTAMP = "invalid_timestamp"
+    PAN_IN_IDENTIFIER = "pan_in_identifier"
     PII_KEY_MISSING = "pii_key_missing"
     MIXED_EVENT_TYPES = "mixed_event_types"
     RESPONSE_SIZE_LIMIT = "response_size_limit"

@@ -8,6 +8,7 @@ flushed and closed at shutdown. Every answer other than success uses the error m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -17,17 +18,21 @@ from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ingest_api import openapi
 from ingest_api.auth import KeyStore, Principal, presented_key
 from ingest_api.base import AcceptedLog, ReadinessProbe, batch_verdict
 from ingest_api.body import (
+    check_content_encoding,
     check_content_length,
     check_content_type,
     dump_json,
+    gunzip_limited,
     parse_json,
     read_limited,
 )
@@ -36,28 +41,36 @@ from ingest_api.examples import example_event
 from ingest_api.exceptions import (
     ApiError,
     BrokerUnavailable,
+    ClientClosedRequest,
     FieldIssue,
     Forbidden,
     IdempotencyConflict,
+    IdempotencyInProgress,
     MalformedBody,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
+    StoreUnavailable,
     Unauthenticated,
     Unprocessable,
 )
-from ingest_api.metrics import ApiMetrics, Message, Receive, Scope, Send
+from ingest_api.idempotency import IdempotencyStore
+from ingest_api.metrics import ApiMetrics, Message, Receive, Scope, Send, bounded_method
 from ingest_api.models import EventOutcome, issue_json
-from ingest_api.ratelimit import RateLimiter
+from ingest_api.ratelimit import LeasedRateLimiter, RateLimiter
 from ingest_api.service import (
     IDEMPOTENCY_CONFLICT,
+    IDEMPOTENCY_IN_PROGRESS,
     TENANT_FORBIDDEN,
     IngestService,
     Masker,
     PublisherHolder,
 )
 from producers.base import Publisher
+from schemas.pii import excerpt
+from schemas.rules import PlausibilityWindow
 from sluice.config import EventType, StreamSettings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +79,8 @@ JSON = "application/json"
 EVENT_TYPES: tuple[str, ...] = tuple(e.value for e in EventType)
 _KNOWN_TYPES = frozenset(EVENT_TYPES)
 MAX_IDEMPOTENCY_KEY = 255
+#: Status counted (and answered, if anyone is left) when the client went away mid-request.
+CLIENT_CLOSED_REQUEST = 499
 
 
 # --------------------------------------------------------------------------- responses
@@ -84,9 +99,10 @@ def error_body(
     field: str | None = None,
     errors: Sequence[FieldIssue] = (),
     retryable: bool = False,
+    errors_omitted: int = 0,
 ) -> dict[str, Any]:
     """The error model."""
-    if field is None and len(errors) == 1:
+    if field is None and len(errors) == 1 and not errors_omitted:
         field = errors[0].field
     return {
         "status": status,
@@ -94,13 +110,16 @@ def error_body(
         "message": message,
         "field": field,
         "errors": [issue_json(e) for e in errors],
+        "errors_omitted": errors_omitted,
         "retryable": retryable,
     }
 
 
 def error_response(exc: ApiError) -> Response:
     """The answer for an :class:`ApiError`."""
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     body = error_body(
         exc.status,
         exc.code,
@@ -108,6 +127,7 @@ def error_response(exc: ApiError) -> Response:
         field=exc.field,
         errors=exc.errors,
         retryable=exc.retryable,
+        errors_omitted=exc.errors_omitted,
     )
     return json_response(exc.status, body, headers)
 
@@ -115,13 +135,17 @@ def error_response(exc: ApiError) -> Response:
 def outcome_error(outcome: EventOutcome, retry_after: int) -> ApiError:
     """The error for a single event that was not accepted."""
     message = outcome.message or "the event was not accepted"
+    if outcome.code == IDEMPOTENCY_IN_PROGRESS:
+        return IdempotencyInProgress(message, code=outcome.code, retry_after=retry_after)
     if outcome.status == "failed":
         return BrokerUnavailable(message, code=outcome.code, retry_after=retry_after)
     if outcome.code == TENANT_FORBIDDEN:
         return Forbidden(message, code=outcome.code, errors=outcome.errors)
     if outcome.code == IDEMPOTENCY_CONFLICT:
         return IdempotencyConflict(message, code=outcome.code)
-    return Unprocessable(message, code=outcome.code, errors=outcome.errors)
+    return Unprocessable(
+        message, code=outcome.code, errors=outcome.errors, errors_omitted=outcome.errors_omitted
+    )
 
 
 # --------------------------------------------------------------------------- headers
@@ -162,6 +186,7 @@ class ApiContext:
         probe_factory: Callable[[], ReadinessProbe],
         metrics: ApiMetrics,
         clock: Callable[[], float],
+        limiter: RateLimiter | LeasedRateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.streams = streams
@@ -171,7 +196,7 @@ class ApiContext:
         self._probe_factory = probe_factory
         self.metrics = metrics
         self.clock = clock
-        self.limiter = RateLimiter(burst_s=settings.api_rate_limit_burst_s)
+        self.limiter = limiter or RateLimiter(burst_s=settings.api_rate_limit_burst_s)
 
     @property
     def probe(self) -> ReadinessProbe:
@@ -184,6 +209,7 @@ class ApiContext:
         """Let publishes in flight finish, flush and close the publisher, release the probe."""
         await self.service.drain(self.settings.api_publish_timeout_s)
         await self.service.publishers.close(self.settings.api_publish_timeout_s)
+        await self.service.store.close()
         if self._probe is not None:
             await self._probe.close()
         if self.service.accepted_log is not None:
@@ -193,25 +219,45 @@ class ApiContext:
         """The event type of the URL, or 404."""
         if value not in _KNOWN_TYPES:
             raise NotFound(
-                f"unknown event type {value[:64]!r}; known: {', '.join(EVENT_TYPES)}",
+                f"unknown event type {excerpt(value, 40)}; known: {', '.join(EVENT_TYPES)}",
                 code="unknown_event_type",
             )
         return value
 
     def authenticate(self, request: Request) -> Principal:
-        """The principal of the request's API key, or 401."""
-        key = presented_key(header(request, "authorization"), header(request, "x-api-key"))
+        """The principal of the request's API key, or 401.
+
+        Every credential presented must hold: with both ``X-API-Key`` and
+        ``Authorization``, both must be valid and name the same key (a wrong one is
+        never ignored in favour of the other).
+        """
+        authorization = header(request, "authorization")
+        x_api_key = header(request, "x-api-key")
+        key = presented_key(authorization, x_api_key)
         if key is None:
-            raise Unauthenticated(
-                "send an API key in 'Authorization: Bearer <key>' or 'X-API-Key'",
-                code="unauthenticated",
-            )
+            if authorization is None and x_api_key is None:
+                raise Unauthenticated(
+                    "send an API key in 'Authorization: Bearer <key>' or 'X-API-Key'",
+                    code="unauthenticated",
+                )
+            raise Unauthenticated("the API key is not valid", code="invalid_api_key")
         principal = self.keys.authenticate(key)
         if principal is None:
             raise Unauthenticated("the API key is not valid", code="invalid_api_key")
+        if x_api_key is not None and authorization is not None:
+            bearer = presented_key(authorization, None)
+            if (
+                bearer is None
+                or self.keys.authenticate(bearer) != principal
+                or self.keys.authenticate(x_api_key.strip()) != principal
+            ):
+                raise Unauthenticated(
+                    "X-API-Key and Authorization must both hold the same valid key",
+                    code="invalid_api_key",
+                )
         return principal
 
-    def admit(self, request: Request, raw_type: str) -> tuple[str, Principal]:
+    async def admit(self, request: Request, raw_type: str) -> tuple[str, Principal]:
         """Auth (401), event type (404), permission (403) and rate limit (429)."""
         principal = self.authenticate(request)
         event_type = self.event_type(raw_type)
@@ -219,7 +265,17 @@ class ApiContext:
             raise Forbidden(
                 f"this API key may not send {event_type} events", code="event_type_forbidden"
             )
-        decision = self.limiter.check(principal.key_id, principal.rate_limit, self.clock())
+        try:
+            decision = await self.limiter.acquire(
+                principal.key_id, principal.rate_limit, self.clock()
+            )
+        except StoreUnavailable as exc:
+            logger.warning("rate limit store unavailable: %s", exc)
+            raise BrokerUnavailable(
+                "the rate limit cannot be checked right now",
+                code="store_unavailable",
+                retry_after=self.settings.api_retry_after_s,
+            ) from None
         if not decision.allowed:
             raise RateLimited(
                 f"rate limit of {principal.rate_limit:g} requests/s exceeded; "
@@ -229,11 +285,33 @@ class ApiContext:
         return event_type, principal
 
     async def read_json(self, request: Request) -> Any:
-        """The body as JSON: 415, 413 (before parsing) and 400 checks."""
+        """The body as JSON: 415, 413 (before parsing), 408 (slow body) and 400 checks.
+
+        The whole body must arrive within ``api_body_read_timeout_s``; a client that
+        goes away meanwhile gets :class:`ClientClosedRequest` (499, nothing logged as
+        a server error). A gzip body is decompressed within its bounds.
+        """
+        settings = self.settings
         check_content_type(header(request, "content-type"))
-        limit = self.settings.api_max_body_bytes
+        encoding = check_content_encoding(header(request, "content-encoding"))
+        limit = settings.api_max_body_bytes
         check_content_length(header(request, "content-length"), limit)
-        body = await read_limited(request.stream(), limit)
+        try:
+            async with asyncio.timeout(settings.api_body_read_timeout_s):
+                body = await read_limited(request.stream(), limit)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {settings.api_body_read_timeout_s:g} s",
+                code="body_timeout",
+            ) from None
+        except ClientDisconnect:
+            raise ClientClosedRequest(
+                "the client closed the connection before the body arrived"
+            ) from None
+        if encoding == "gzip":
+            body = gunzip_limited(
+                body, settings.api_max_decompressed_bytes, settings.api_max_gzip_ratio
+            )
         return parse_json(body)
 
     def idempotency_key(self, request: Request) -> str | None:
@@ -383,8 +461,16 @@ class EdgeMiddleware:
                 scope["route_template"] = template
                 response = await endpoint(Request(scope, receive))
                 await response(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client went away: not a server error, nobody is left to answer.
+            if not status:
+                status = CLIENT_CLOSED_REQUEST
         except Exception:
-            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            logger.exception(
+                "unhandled error on %s %s",
+                bounded_method(scope.get("method") or ""),
+                excerpt(scope.get("path") or "", 80),
+            )
             if status:
                 raise
             status = 503
@@ -394,7 +480,7 @@ class EdgeMiddleware:
             label = str(
                 scope.get("route_template") or getattr(scope.get("route"), "path", "unmatched")
             )
-            self.metrics.request(scope["method"], label, status)
+            self.metrics.request(bounded_method(scope["method"]), label, status)
 
     async def _unavailable(self, send: Send) -> None:
         body = dump_json(
@@ -469,6 +555,8 @@ def create_app(
     readiness_probe: ReadinessProbe | None = None,
     masker: Masker | None = None,
     accepted_log: AcceptedLog | None = None,
+    idempotency_store: IdempotencyStore | None = None,
+    rate_limiter: RateLimiter | LeasedRateLimiter | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the ingest API. No network call is made here.
@@ -485,6 +573,9 @@ def create_app(
         accepted_log: where accepted events are recorded (tests: ``MemoryAcceptedLog``);
             from ``SLUICE_API_ACCEPTED_LOG`` when omitted (the ``file`` log opens its
             file here).
+        idempotency_store: where accepted answers are shared between processes (tests:
+            ``MemoryIdempotencyStore``); from ``SLUICE_API_IDEMPOTENCY_STORE`` when omitted.
+        rate_limiter: per-key limits; from ``SLUICE_API_RATE_LIMIT_STORE`` when omitted.
         clock: monotonic seconds (rate limits, idempotency TTL).
 
     Raises:
@@ -506,10 +597,18 @@ def create_app(
 
         return create_publisher(stream_settings=streams)
 
-    if accepted_log is None:
-        from ingest_api.factory import create_accepted_log
+    from ingest_api.factory import (
+        create_accepted_log,
+        create_idempotency_store,
+        create_rate_limiter,
+    )
 
+    if accepted_log is None:
         accepted_log = create_accepted_log(settings)
+    if idempotency_store is None:
+        idempotency_store = create_idempotency_store(settings, clock)
+    if rate_limiter is None:
+        rate_limiter = create_rate_limiter(settings)
     holder = PublisherHolder(make_publisher, publisher)
     service = IngestService(
         settings,
@@ -519,6 +618,8 @@ def create_app(
         masker or _default_masker(),
         accepted_log=accepted_log,
         clock=clock,
+        store=idempotency_store,
+        window=PlausibilityWindow.from_settings(),
     )
     ctx = ApiContext(
         settings,
@@ -529,6 +630,7 @@ def create_app(
         lambda: _default_probe(streams),
         metrics,
         clock,
+        rate_limiter,
     )
 
     @asynccontextmanager
@@ -548,6 +650,7 @@ def create_app(
             "one model: `status`, `code`, `message`, `field`, `errors[]`, `retryable`."
         ),
         lifespan=lifespan,
+        redirect_slashes=False,
     )
     app.state.ctx = ctx
     app.router.route_class = RawRoute
@@ -560,9 +663,14 @@ def create_app(
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
+            return error_response(
+                MethodNotAllowed(
+                    f"{bounded_method(request.method)} is not allowed here",
+                    headers=dict(exc.headers or {}),
+                )
+            )
         if exc.status_code == 404:
-            return error_response(NotFound(f"no route for {request.url.path[:200]}"))
+            return error_response(NotFound(f"no route for {excerpt(request.url.path, 80)}"))
         return json_response(
             exc.status_code, error_body(exc.status_code, "http_error", str(exc.detail))
         )
@@ -647,7 +755,7 @@ def create_app(
         """
         event_type = str(request.path_params["event_type"])
         try:
-            et, principal = ctx.admit(request, event_type)
+            et, principal = await ctx.admit(request, event_type)
             idempotency_key = ctx.idempotency_key(request)
             event = await ctx.read_json(request)
         except ApiError as exc:
@@ -676,7 +784,7 @@ def create_app(
         """
         event_type = str(request.path_params["event_type"])
         try:
-            et, principal = ctx.admit(request, event_type)
+            et, principal = await ctx.admit(request, event_type)
             body = await ctx.read_json(request)
             events = _batch_events(body, settings.api_max_batch_events)
         except ApiError as exc:
@@ -756,6 +864,18 @@ def create_app(
         """Prometheus metrics of this process."""
         return Response(metrics.render(), media_type=metrics.content_type)
 
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = openapi.finish(spec, EVENT_TYPES)
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
     return app
 
 

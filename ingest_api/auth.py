@@ -90,7 +90,13 @@ class Principal:
 
     def may_send_tenant(self, tenant_id: str) -> bool:
         """True when the key may send events of ``tenant_id``."""
-        return self.tenant_id == ALL or hmac.compare_digest(self.tenant_id, tenant_id)
+        if self.tenant_id == ALL:
+            return True
+        # compare_digest refuses non-ASCII str: compare the UTF-8 bytes (surrogates too).
+        return hmac.compare_digest(
+            self.tenant_id.encode("utf-8", "surrogatepass"),
+            tenant_id.encode("utf-8", "surrogatepass"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

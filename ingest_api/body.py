@@ -8,8 +8,9 @@ in and refused as soon as it passes the limit.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from ingest_api.exceptions import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
@@ -51,6 +52,67 @@ def check_content_type(value: str | None) -> None:
                 f"charset {charset.strip()!r} is not supported; send UTF-8",
                 code="unsupported_charset",
             )
+
+
+Encoding = Literal["identity", "gzip"]
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def check_content_encoding(value: str | None) -> Encoding:
+    """``identity`` (no header) or ``gzip``; anything else is refused before reading.
+
+    Raises:
+        UnsupportedMediaType: ``unsupported_content_encoding`` (``br``, ``deflate``,
+            several encodings, ...).
+    """
+    if value is None:
+        return "identity"
+    coding = value.strip().lower()
+    if coding in ("", "identity"):
+        return "identity"
+    if coding in ("gzip", "x-gzip"):
+        return "gzip"
+    raise UnsupportedMediaType(
+        "Content-Encoding must be gzip or identity (or absent)",
+        code="unsupported_content_encoding",
+    )
+
+
+def gunzip_limited(body: bytes, max_bytes: int, max_ratio: float) -> bytes:
+    """The decompressed gzip ``body``, refused past ``max_bytes`` or ``max_ratio``.
+
+    Decompression stops as soon as either bound is passed (a gzip bomb is never
+    expanded in memory beyond the bound).
+
+    Raises:
+        MalformedBody: ``bad_gzip``: the body is labelled gzip but is not a complete
+            gzip stream (a plain body sent with ``Content-Encoding: gzip`` included).
+        PayloadTooLarge: ``decompressed_too_large``: over either bound.
+    """
+    if not body.startswith(_GZIP_MAGIC):
+        raise MalformedBody(
+            "the body is labelled Content-Encoding: gzip but is not gzip data", code="bad_gzip"
+        )
+    limit = min(max_bytes, int(max(len(body), 1) * max_ratio))
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = decompressor.decompress(body, limit + 1)
+    except zlib.error:
+        raise MalformedBody("the gzip body is corrupt", code="bad_gzip") from None
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"the gzip body decompresses to more than {limit} bytes "
+            f"(at most {max_bytes} bytes and {max_ratio:g} times its size)",
+            code="decompressed_too_large",
+        )
+    if not decompressor.eof:
+        raise MalformedBody("the gzip body is truncated", code="bad_gzip")
+    if decompressor.unused_data:
+        raise MalformedBody(
+            "the gzip body has data after its end (several members are not accepted)",
+            code="bad_gzip",
+        )
+    return data
 
 
 def check_content_length(value: str | None, limit: int) -> None:

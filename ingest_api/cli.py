@@ -50,6 +50,8 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve the app with uvicorn (the app is built in each worker, from settings)."""
     import uvicorn
 
+    from ingest_api.server import http_protocol
+
     settings = ApiSettings()
     uvicorn.run(
         "ingest_api.app:create_app",
@@ -59,6 +61,7 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers or settings.api_workers,
         log_level=args.log_level,
         access_log=args.access_log,
+        http=http_protocol(),
     )
     return 0
 

@@ -44,6 +44,28 @@ class ApiSettings(SluiceSettings):
     api_retry_after_s: int = Field(
         default=5, ge=1, description="Retry-After seconds sent with 503 answers."
     )
+    api_body_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Bound on receiving the whole request body (408 body_timeout after it).",
+    )
+    api_max_decompressed_bytes: int = Field(
+        default=4_194_304,
+        gt=0,
+        le=50_000_000,
+        description="Largest body after gzip decompression (413 above).",
+    )
+    api_max_gzip_ratio: float = Field(
+        default=50.0,
+        ge=1,
+        description="Largest decompressed/compressed size ratio of a gzip body (413 above).",
+    )
+    api_max_field_errors: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Field errors listed per event in a 422 (the rest are counted).",
+    )
     api_ready_timeout_s: float = Field(
         default=2.0, gt=0, description="Bound on the broker check of /readyz."
     )
@@ -70,6 +92,44 @@ class ApiSettings(SluiceSettings):
     )
     api_idempotency_max_entries: int = Field(
         default=100_000, ge=1, description="Most remembered answers per process (LRU beyond)."
+    )
+
+    api_idempotency_store: Literal["memory", "dynamodb"] = Field(
+        default="memory",
+        description=(
+            "Where accepted answers are remembered: memory (this process) or dynamodb "
+            "(SLUICE_API_IDEMPOTENCY_TABLE, shared by every process and Lambda container)."
+        ),
+    )
+    api_idempotency_table: str = Field(
+        default="sluice-api-idempotency",
+        min_length=3,
+        max_length=255,
+        description="DynamoDB table of the idempotency store (key `id`, TTL `expiration`).",
+    )
+    api_idempotency_in_progress_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an in-progress claim blocks other processes before it may be taken.",
+    )
+    api_rate_limit_store: Literal["memory", "dynamodb"] = Field(
+        default="memory",
+        description=(
+            "Where the per-key token buckets live: memory (per process) or dynamodb "
+            "(SLUICE_API_RATE_LIMIT_TABLE, shared; tokens leased in blocks)."
+        ),
+    )
+    api_rate_limit_table: str = Field(
+        default="sluice-api-rate-limits",
+        min_length=3,
+        max_length=255,
+        description="DynamoDB table of the shared token buckets (key `key_id`).",
+    )
+    api_rate_limit_lease_s: float = Field(
+        default=0.1,
+        gt=0,
+        le=10,
+        description="Seconds' worth of a key's rate a process leases from the shared bucket.",
     )
 
     api_accepted_log: Literal["none", "file", "log"] = Field(

@@ -37,11 +37,15 @@ class ApiError(SluiceError):
         field: str | None = None,
         errors: Sequence[FieldIssue] = (),
         retry_after: int | None = None,
+        errors_omitted: int = 0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message, code=code)
         self.field = field
         self.errors: tuple[FieldIssue, ...] = tuple(errors)
         self.retry_after = retry_after
+        self.errors_omitted = errors_omitted
+        self.headers = headers
 
 
 class MalformedBody(ApiError, FatalError):
@@ -79,11 +83,32 @@ class MethodNotAllowed(ApiError, FatalError):
     default_code: ClassVar[str] = "method_not_allowed"
 
 
+class RequestTimeout(ApiError, RetryableError):
+    """The body did not arrive within the read bound: 408."""
+
+    status: ClassVar[int] = 408
+    default_code: ClassVar[str] = "body_timeout"
+
+
+class ClientClosedRequest(ApiError, FatalError):
+    """The client closed the connection before its body arrived (499; counted, not logged)."""
+
+    status: ClassVar[int] = 499
+    default_code: ClassVar[str] = "client_closed_request"
+
+
 class IdempotencyConflict(ApiError, FatalError):
     """The same idempotency key was sent with a different event: 409."""
 
     status: ClassVar[int] = 409
     default_code: ClassVar[str] = "idempotency_conflict"
+
+
+class IdempotencyInProgress(ApiError, RetryableError):
+    """The same event is being published by another request right now: 409, retry later."""
+
+    status: ClassVar[int] = 409
+    default_code: ClassVar[str] = "idempotency_in_progress"
 
 
 class PayloadTooLarge(ApiError, FatalError):
@@ -135,3 +160,9 @@ class AcceptedLogError(RetryableError):
     """
 
     default_code: ClassVar[str] = "accepted_log_error"
+
+
+class StoreUnavailable(RetryableError):
+    """A shared store (idempotency records, token buckets) could not be used."""
+
+    default_code: ClassVar[str] = "store_unavailable"

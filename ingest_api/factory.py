@@ -1,4 +1,5 @@
-"""Builds the accepted-events log the settings choose (``SLUICE_API_ACCEPTED_LOG``).
+"""Builds what the settings choose: the accepted-events log (``SLUICE_API_ACCEPTED_LOG``),
+the idempotency store and the rate limiter (``SLUICE_API_*_STORE``).
 
 Backends are imported only when chosen. Every misconfiguration is refused here, when
 the app is built (at startup), never on a request.
@@ -6,9 +7,14 @@ the app is built (at startup), never on a request.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from ingest_api.base import AcceptedLog, NoAcceptedLog
 from ingest_api.config import ApiSettings
 from ingest_api.exceptions import AcceptedLogError
+from ingest_api.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from ingest_api.ratelimit import LeasedRateLimiter, RateLimiter
 from sluice.errors import ConfigurationError
 
 
@@ -52,3 +58,39 @@ def create_accepted_log(settings: ApiSettings) -> AcceptedLog:
     raise ConfigurationError(  # pragma: no cover - the settings type allows nothing else
         f"unknown accepted log {kind!r}; use none, file or log", code="accepted_log_unknown"
     )
+
+
+def create_idempotency_store(
+    settings: ApiSettings, clock: Callable[[], float] = time.time
+) -> IdempotencyStore:
+    """The idempotency store of ``SLUICE_API_IDEMPOTENCY_STORE`` (no network call here).
+
+    ``clock`` is the memory store's clock (the DynamoDB store uses epoch seconds).
+    """
+    if settings.api_idempotency_store == "dynamodb":
+        from ingest_api.dynamodb import DynamoIdempotencyStore
+
+        return DynamoIdempotencyStore(
+            settings.api_idempotency_table,
+            settings.api_idempotency_ttl_s,
+            settings.api_idempotency_in_progress_s,
+        )
+    return MemoryIdempotencyStore(
+        settings.api_idempotency_ttl_s,
+        settings.api_idempotency_in_progress_s,
+        clock,
+        max_entries=settings.api_idempotency_max_entries,
+    )
+
+
+def create_rate_limiter(settings: ApiSettings) -> RateLimiter | LeasedRateLimiter:
+    """The limiter of ``SLUICE_API_RATE_LIMIT_STORE`` (no network call here)."""
+    if settings.api_rate_limit_store == "dynamodb":
+        from ingest_api.dynamodb import DynamoTokenBuckets
+
+        return LeasedRateLimiter(
+            DynamoTokenBuckets(settings.api_rate_limit_table),
+            burst_s=settings.api_rate_limit_burst_s,
+            lease_s=settings.api_rate_limit_lease_s,
+        )
+    return RateLimiter(burst_s=settings.api_rate_limit_burst_s)

@@ -6,17 +6,22 @@ is being published, later requests with the same key wait for its outcome instea
 publishing again. Only successful answers are remembered: a failed publish leaves
 nothing behind, so the client's retry publishes again.
 
-The cache is per process. Across processes (several uvicorn workers, Lambda instances)
-a duplicate may be published twice; the warehouse MERGE on ``event_id`` removes it.
+The cache is per process. Across processes (several uvicorn workers, Lambda
+containers) the :class:`IdempotencyStore` holds: a conditional write claims a key
+(``IN_PROGRESS``) before the event is published and the answer is stored
+(``COMPLETED``) after the broker acknowledged it, so another process that gets the same
+event replays the answer instead of publishing again. :class:`MemoryIdempotencyStore`
+is the in-process implementation (tests); ``ingest_api.dynamodb`` the shared one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 V = TypeVar("V")
 
@@ -230,3 +235,144 @@ class Coalescer(Generic[V]):
             assert earlier is not None
             replays[index] = Replay(earlier.value, "duplicate")
         return [r if r is not None else Replay(None, "abandoned") for r in replays]
+
+
+# --------------------------------------------------------------------------- shared store
+
+ClaimState = Literal["claimed", "completed", "in_progress"]
+"""``claimed``: this caller owns the key now and publishes; ``completed``: an answer was
+remembered (``answer``); ``in_progress``: another process is publishing it right now."""
+
+IN_PROGRESS: Final = "IN_PROGRESS"
+COMPLETED: Final = "COMPLETED"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of claiming a key: see :data:`ClaimState`."""
+
+    state: ClaimState
+    fingerprint: str | None = None
+    answer: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record of the shared store (the DynamoDB item's attributes).
+
+    ``expiration`` (epoch seconds) is the record's end of life (DynamoDB TTL
+    attribute); ``in_progress_expiration`` bounds how long an ``IN_PROGRESS`` claim
+    blocks other callers, so a process that died mid-publish blocks nobody for long.
+    """
+
+    status: str
+    fingerprint: str
+    expiration: float
+    in_progress_expiration: float
+    answer: Mapping[str, Any] | None = None
+
+
+def existing_claim(record: StoredRecord | None, now: float) -> Claim | None:
+    """What a stored record means for a new claim at ``now``; ``None``: it may be taken.
+
+    The same rule as the DynamoDB condition of :class:`~ingest_api.dynamodb.DynamoIdempotencyStore`:
+    a record blocks while it has not expired and, when in progress, while its
+    in-progress bound has not passed.
+    """
+    if record is None or record.expiration <= now:
+        return None
+    if record.status == COMPLETED:
+        return Claim("completed", record.fingerprint, record.answer)
+    if record.in_progress_expiration <= now:
+        return None
+    return Claim("in_progress", record.fingerprint)
+
+
+@runtime_checkable
+class IdempotencyStore(Protocol):
+    """Remembered answers shared by every process (Powertools' idempotency states).
+
+    ``claim`` writes ``IN_PROGRESS`` for a key no live record holds (a conditional write)
+    and returns ``claimed``; otherwise it returns the live record's state. The owner
+    then calls ``complete`` (the answer is kept for the TTL) or ``release`` (nothing
+    was published: the key is free again). Keys are opaque strings; the caller puts the
+    tenant in them, so tenants never see each other's records.
+
+    Raises (every method): :class:`IdempotencyStoreError` when the store cannot be used.
+    """
+
+    backend: str
+
+    async def claim(self, key: str, fingerprint: str) -> Claim:
+        """Claim ``key`` for an event with ``fingerprint``."""
+        ...
+
+    async def complete(self, key: str, fingerprint: str, answer: Mapping[str, Any]) -> None:
+        """Remember ``answer`` for ``key`` (status ``COMPLETED``) for the TTL."""
+        ...
+
+    async def release(self, key: str, fingerprint: str) -> None:
+        """Drop this caller's ``IN_PROGRESS`` claim (nothing was published)."""
+        ...
+
+    async def close(self) -> None:
+        """Release clients."""
+        ...
+
+
+class MemoryIdempotencyStore:
+    """:class:`IdempotencyStore` in this process's memory (tests, one process).
+
+    Args:
+        ttl_s: how long a completed answer is kept.
+        in_progress_s: how long an ``IN_PROGRESS`` claim blocks others.
+        clock: wall-clock seconds.
+        max_entries: records kept at most (the oldest are dropped beyond).
+    """
+
+    backend = "memory"
+
+    def __init__(
+        self,
+        ttl_s: float,
+        in_progress_s: float,
+        clock: Callable[[], float] = time.time,
+        max_entries: int = 100_000,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.in_progress_s = in_progress_s
+        self._clock = clock
+        self._max_entries = max_entries
+        self.records: OrderedDict[str, StoredRecord] = OrderedDict()
+
+    async def claim(self, key: str, fingerprint: str) -> Claim:
+        """See :meth:`IdempotencyStore.claim`."""
+        now = self._clock()
+        found = existing_claim(self.records.get(key), now)
+        if found is not None:
+            return found
+        self.records[key] = StoredRecord(
+            IN_PROGRESS, fingerprint, now + self.ttl_s, now + self.in_progress_s
+        )
+        self.records.move_to_end(key)
+        while len(self.records) > self._max_entries:
+            self.records.popitem(last=False)
+        return Claim("claimed", fingerprint)
+
+    async def complete(self, key: str, fingerprint: str, answer: Mapping[str, Any]) -> None:
+        """See :meth:`IdempotencyStore.complete`."""
+        now = self._clock()
+        self.records[key] = StoredRecord(COMPLETED, fingerprint, now + self.ttl_s, now, answer)
+
+    async def release(self, key: str, fingerprint: str) -> None:
+        """See :meth:`IdempotencyStore.release`."""
+        record = self.records.get(key)
+        if (
+            record is not None
+            and record.status == IN_PROGRESS
+            and record.fingerprint == fingerprint
+        ):
+            del self.records[key]
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,6 +1,8 @@
 """Prometheus metrics of the ingest API, one registry per app.
 
-- ``sluice_api_requests_total{method, route, status}``
+- ``sluice_api_requests_total{method, route, status}`` (``method``: a known method or
+  ``other``; ``route``: the route template or ``unmatched``; ``status`` 499 when the
+  client went away)
 - ``sluice_api_events_accepted_total{event_type}``
 - ``sluice_api_events_rejected_total{event_type, reason}`` (reason = the error code)
 - ``sluice_api_publish_seconds{event_type}`` (histogram of broker round trips)
@@ -30,6 +32,15 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Methods counted by name in ``sluice_api_requests_total``; any other is ``other``.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def bounded_method(method: str) -> str:
+    """The ``method`` label: a known HTTP method, or ``other`` (a client picks the method)."""
+    return method if method in KNOWN_METHODS else "other"
+
 
 PUBLISH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -35,6 +35,7 @@ class EventOutcome:
     message: str | None = None
     errors: tuple[FieldIssue, ...] = ()
     retryable: bool = False
+    errors_omitted: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -56,6 +57,7 @@ class EventOutcome:
             "code": self.code,
             "message": self.message,
             "errors": [issue_json(e) for e in self.errors],
+            "errors_omitted": self.errors_omitted,
             "retryable": self.retryable,
         }
 
@@ -123,7 +125,11 @@ class ErrorModel(BaseModel):
     message: str = Field(description="A sentence for people.")
     field: str | None = Field(default=None, description="The field at fault, when one is.")
     errors: list[FieldErrorModel] = Field(
-        default_factory=list, description="Every field problem found (422)."
+        default_factory=list,
+        description="The field problems found (422), at most `SLUICE_API_MAX_FIELD_ERRORS`.",
+    )
+    errors_omitted: int = Field(
+        default=0, description="Field problems found beyond those listed in `errors`."
     )
     retryable: bool = Field(description="True when the same request may succeed later.")
 
@@ -148,6 +154,7 @@ class BatchItemModel(BaseModel):
     code: str | None = None
     message: str | None = None
     errors: list[FieldErrorModel] = Field(default_factory=list)
+    errors_omitted: int = 0
     retryable: bool = False
 
 

@@ -1,7 +1,10 @@
-"""OpenAPI ``responses=`` for every route: each status a route can answer, with examples."""
+"""OpenAPI of the API: ``responses=`` for every route (each status it can answer, with
+examples) and :func:`finish`, which makes the generated document match the answers."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from ingest_api.examples import EXAMPLE_EVENTS
@@ -12,6 +15,7 @@ from ingest_api.models import (
     HealthModel,
     SchemaModel,
 )
+from schemas.catalogue import SCHEMA_IDS
 
 
 def _error(
@@ -29,6 +33,7 @@ def _error(
         "message": message,
         "field": field,
         "errors": errors or [],
+        "errors_omitted": 0,
         "retryable": retryable,
     }
 
@@ -42,6 +47,14 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
         ),
         "empty_body": _error(400, "empty_body", "the body is empty; send a JSON document"),
         "bad_content_length": _error(400, "bad_content_length", "Content-Length is not a number"),
+        "bad_gzip": _error(
+            400,
+            "bad_gzip",
+            "the body is labelled Content-Encoding: gzip but is not gzip data",
+        ),
+        "bad_request_head": _error(
+            400, "bad_request_head", "the request line or headers cannot be parsed"
+        ),
         "invalid_idempotency_key": _error(
             400,
             "invalid_idempotency_key",
@@ -83,16 +96,33 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
         "not_found": _error(404, "not_found", "no route for /v2/events"),
     },
     405: {"method_not_allowed": _error(405, "method_not_allowed", "GET is not allowed here")},
+    408: {
+        "body_timeout": _error(
+            408, "body_timeout", "the body did not arrive within 10 s", retryable=True
+        ),
+    },
     409: {
         "idempotency_conflict": _error(
             409,
             "idempotency_conflict",
             "this idempotency key (or event_id) was already used for a different event",
         ),
+        "idempotency_in_progress": _error(
+            409,
+            "idempotency_in_progress",
+            "the same event is being published by another request; send it again",
+            retryable=True,
+        ),
     },
     413: {
         "body_too_large": _error(
             413, "body_too_large", "body of 2097152 bytes is over the limit of 1048576 bytes"
+        ),
+        "decompressed_too_large": _error(
+            413,
+            "decompressed_too_large",
+            "the gzip body decompresses to more than 4194304 bytes "
+            "(at most 4194304 bytes and 50 times its size)",
         ),
         "too_many_events": _error(
             413,
@@ -104,6 +134,11 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
     415: {
         "unsupported_charset": _error(
             415, "unsupported_charset", "charset 'latin-1' is not supported; send UTF-8"
+        ),
+        "unsupported_content_encoding": _error(
+            415,
+            "unsupported_content_encoding",
+            "Content-Encoding must be gzip or identity (or absent)",
         ),
         "unsupported_media_type": _error(
             415,
@@ -190,6 +225,19 @@ ERROR_EXAMPLES: dict[int, dict[str, dict[str, Any]]] = {
         "broker_unavailable": _error(
             503, "broker_unavailable", "the broker cannot take events right now", retryable=True
         ),
+        "store_unavailable": _error(
+            503,
+            "store_unavailable",
+            "duplicates cannot be checked right now; send the event again",
+            retryable=True,
+        ),
+    },
+    499: {
+        "client_closed_request": _error(
+            499,
+            "client_closed_request",
+            "the client closed the connection before the body arrived",
+        )
     },
 }
 
@@ -198,13 +246,24 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "No API key, or an unknown one.",
     403: "The key may not send this event type, or this tenant's events.",
     404: "Unknown event type (or route).",
-    405: "Method not allowed on this route.",
-    409: "Idempotency key reused for a different event.",
+    405: "Method not allowed on this route; the Allow header lists the methods it serves.",
+    408: "The body did not arrive within the read bound.",
+    409: (
+        "Idempotency key (or event_id) reused for a different event, or the same event is "
+        "being published by another request right now (retryable, Retry-After)."
+    ),
     413: "Body over the size limit (checked before parsing) or too many events in a batch.",
-    415: "Content-Type is not JSON.",
-    422: "The event does not match its schema: every field error, with dotted paths.",
+    415: (
+        "Content-Type is not JSON, a charset other than UTF-8, or a Content-Encoding "
+        "other than gzip."
+    ),
+    422: (
+        "The event does not match its schema or rules: the field errors (at most "
+        "SLUICE_API_MAX_FIELD_ERRORS per event, the rest counted in errors_omitted)."
+    ),
     429: "Rate limit of the key exceeded; see Retry-After.",
     503: "The broker failed or did not acknowledge in time; nothing was accepted. See Retry-After.",
+    499: "The client closed the connection mid-request (never received; counted in metrics).",
 }
 
 RETRY_AFTER_HEADER = {
@@ -231,27 +290,39 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
                 }
             },
         }
-        if status in (429, 503):
+        if status in (408, 409, 429, 503):
             entry["headers"] = RETRY_AFTER_HEADER
         out[status] = entry
     return out
 
 
-EVENT_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
-BATCH_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 503)
+EVENT_ERRORS = (400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 499, 503)
+BATCH_ERRORS = (400, 401, 403, 404, 408, 413, 415, 422, 429, 499, 503)
 
-_ACCEPTED_FT = {
-    "event_id": EXAMPLE_EVENTS["financial-transaction"]["event_id"],
-    "status": "accepted",
-    "stream": "sluice-financial-transaction",
-    "partition_key": "acc-42",
-}
+
+def _accepted(event_type: str) -> dict[str, Any]:
+    example = EXAMPLE_EVENTS[event_type]
+    return {
+        "event_id": example["event_id"],
+        "status": "accepted",
+        "stream": f"sluice-{event_type}",
+        "partition_key": example.get("account_id") or example.get("policy_id"),
+    }
+
+
+_ACCEPTED_FT = _accepted("financial-transaction")
 
 SINGLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {
         "model": AcceptedModel,
         "description": "The broker acknowledged the event.",
-        "content": {"application/json": {"examples": {"accepted": {"value": _ACCEPTED_FT}}}},
+        "content": {
+            "application/json": {
+                "examples": {
+                    event_type: {"value": _accepted(event_type)} for event_type in EXAMPLE_EVENTS
+                }
+            }
+        },
     },
     **error_responses(*EVENT_ERRORS),
 }
@@ -383,19 +454,16 @@ SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {
             "application/json": {
                 "examples": {
-                    "financial-transaction": {
+                    event_type: {
                         "value": {
-                            "event_type": "financial-transaction",
+                            "event_type": event_type,
                             "version": 2,
-                            "schema_id": 2,
-                            "schema": {
-                                "type": "record",
-                                "name": "FinancialTransaction",
-                                "fields": ["..."],
-                            },
-                            "example": EXAMPLE_EVENTS["financial-transaction"],
+                            "schema_id": SCHEMA_IDS[(event_type, 2)],
+                            "schema": {"type": "record", "name": "...", "fields": ["..."]},
+                            "example": example,
                         }
                     }
+                    for event_type, example in EXAMPLE_EVENTS.items()
                 }
             }
         },
@@ -458,3 +526,123 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
 }
+
+
+# --------------------------------------------------------------------------- the document
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKeyHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "The API key (`slk_<key_id>_<secret>`).",
+    },
+    "BearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The API key as a bearer token: `Authorization: Bearer <key>`.",
+    },
+}
+SECURITY: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes retries safe: the same key (per API key and event type) within "
+        "SLUICE_API_IDEMPOTENCY_TTL_S gets the same answer and the event is published "
+        "once. Without it, the event's `event_id` plays this part."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
+
+# What differs between the two event types in the examples of one route.
+_TYPE_WORDS: dict[str, dict[str, str]] = {
+    "financial-transaction": {},
+    "insurance-claim": {
+        "financial-transaction": "insurance-claim",
+        "acc-42": "pol-77",
+        "transaction_type": "line_of_business",
+        "PURCHASE, REFUND, ...": "AUTO, HOME, ...",
+        "merchant.country": "loss_location.country",
+        "account_id": "policy_id",
+    },
+}
+
+
+def _for_type(operation: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """``operation`` of a templated event route, made concrete for ``event_type``."""
+    text = json.dumps(operation)
+    for old, new in _TYPE_WORDS[event_type].items():
+        text = text.replace(old, new)
+    concrete: dict[str, Any] = json.loads(text)
+    concrete["parameters"] = [
+        p for p in concrete.get("parameters", []) if p.get("name") != "event_type"
+    ]
+    body = concrete.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is not None:
+        # the request examples are keyed by event type: keep this type's only
+        body["examples"] = {
+            name: example
+            for name, example in operation["requestBody"]["content"]["application/json"][
+                "examples"
+            ].items()
+            if name == event_type
+        }
+    for status, response in concrete.get("responses", {}).items():
+        for media in response.get("content", {}).values():
+            examples = media.get("examples") or {}
+            if set(examples) & set(_TYPE_WORDS):
+                # examples keyed by event type: this type's (from the untouched original)
+                original = operation["responses"][status]["content"]
+                media["examples"] = {
+                    name: example
+                    for name, example in next(iter(original.values()))["examples"].items()
+                    if name == event_type
+                }
+    concrete["operationId"] = f"{concrete.get('operationId', 'op')}_{event_type.replace('-', '_')}"
+    return concrete
+
+
+def finish(spec: dict[str, Any], event_types: Sequence[str]) -> dict[str, Any]:
+    """The app's generated document made to match the answers.
+
+    - one path per event type instead of ``{event_type}`` (each with its own examples:
+      no financial example under the insurance routes);
+    - ``securitySchemes`` for ``X-API-Key`` and Bearer, required on the event routes;
+    - the ``Idempotency-Key`` header on the single-event routes;
+    - batch ``403``/``422``/``503`` bodies are a batch result or the error model (``oneOf``).
+    """
+    components = spec.setdefault("components", {})
+    components["securitySchemes"] = SECURITY_SCHEMES
+    paths: dict[str, Any] = {}
+    for path, operations in spec["paths"].items():
+        if "{event_type}" not in path:
+            paths[path] = operations
+            continue
+        for event_type in event_types:
+            concrete_path = path.replace("{event_type}", event_type)
+            paths[concrete_path] = {
+                method: _for_type(operation, event_type) for method, operation in operations.items()
+            }
+            for method, operation in paths[concrete_path].items():
+                if not concrete_path.startswith("/v1/events/"):
+                    continue
+                operation["security"] = SECURITY
+                if method == "post" and not concrete_path.endswith("/batch"):
+                    operation["parameters"] = [
+                        *operation.get("parameters", []),
+                        IDEMPOTENCY_KEY_PARAMETER,
+                    ]
+                if concrete_path.endswith("/batch"):
+                    for status in ("403", "422", "503"):
+                        media = operation["responses"][status]["content"]["application/json"]
+                        media["schema"] = {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/BatchModel"},
+                                {"$ref": "#/components/schemas/ErrorModel"},
+                            ]
+                        }
+    spec["paths"] = paths
+    return spec

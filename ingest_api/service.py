@@ -18,34 +18,48 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ingest_api.auth import Principal
 from ingest_api.base import AcceptedLog, accepted_entry
-from ingest_api.body import canonical_json
+from ingest_api.body import canonical_json, dump_json
 from ingest_api.config import ApiSettings
-from ingest_api.exceptions import AcceptedLogError, FieldIssue
-from ingest_api.idempotency import Coalescer, IdempotencyCache, Replay
+from ingest_api.exceptions import AcceptedLogError, FieldIssue, StoreUnavailable
+from ingest_api.idempotency import (
+    Claim,
+    Coalescer,
+    IdempotencyCache,
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+    Replay,
+)
 from ingest_api.metrics import ApiMetrics
 from ingest_api.models import EventOutcome
 from producers.base import Publisher, build_outgoing_record
 from producers.models import OutgoingRecord, PublishResult
-from schemas import codec
-from schemas.exceptions import CodecError, PiiError, ValidationError
+from schemas import codec, pii, rules
+from schemas.exceptions import CodecError, FieldError, PiiError, ValidationError
 from sluice.config import StreamSettings
 from sluice.errors import SluiceError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 # Codes of rejections and failures decided here (the codec adds its field codes).
 INVALID_EVENT = "validation_failed"
 NOT_AN_OBJECT = "invalid_type"
 TENANT_FORBIDDEN = "tenant_forbidden"
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
+STORE_UNAVAILABLE = "store_unavailable"
 UNENCODABLE = "unencodable"
 PUBLISH_TIMEOUT = "publish_timeout"
 PUBLISH_FAILED = "publish_failed"
@@ -236,7 +250,9 @@ class IngestService:
         masker: masks PII of a validated record (``schemas.pii``).
         accepted_log: where newly accepted events are recorded (none when omitted).
         clock: monotonic seconds (idempotency TTL).
-        wall_clock: the ``ingested_at`` and ``accepted_at`` stamps.
+        wall_clock: the ``ingested_at`` and ``accepted_at`` stamps (and "now" of the rules).
+        window: the plausibility window of ``occurred_at`` (:mod:`schemas.rules`).
+        store: the idempotency records shared by every process (in memory when omitted).
     """
 
     def __init__(
@@ -250,6 +266,8 @@ class IngestService:
         accepted_log: AcceptedLog | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = now_utc,
+        window: rules.PlausibilityWindow | None = None,
+        store: IdempotencyStore | None = None,
     ) -> None:
         self.settings = settings
         self.streams = streams
@@ -258,6 +276,7 @@ class IngestService:
         self.metrics = metrics
         self._mask = masker
         self._wall_clock = wall_clock
+        self._window = window or rules.PlausibilityWindow()
         self.accepted_log = accepted_log
         # None when nothing is recorded: the hot path then only tests this attribute.
         self._accepted_log = (
@@ -266,6 +285,12 @@ class IngestService:
         cache: IdempotencyCache[EventOutcome] = IdempotencyCache(
             settings.api_idempotency_ttl_s, settings.api_idempotency_max_entries
         )
+        self.store: IdempotencyStore = store or MemoryIdempotencyStore(
+            settings.api_idempotency_ttl_s,
+            settings.api_idempotency_in_progress_s,
+            clock,
+            max_entries=settings.api_idempotency_max_entries,
+        )
         self.idempotency: Coalescer[EventOutcome] = Coalescer(
             cache, clock, lambda outcome: outcome.accepted
         )
@@ -273,7 +298,12 @@ class IngestService:
     # ------------------------------------------------------------------ validation
 
     def prepare(self, event_type: str, event: Any, principal: Principal) -> Prepared | EventOutcome:
-        """Validate one client event; a :class:`Prepared` event or a rejection."""
+        """Validate one client event; a :class:`Prepared` event or a rejection.
+
+        Nothing the client sent is quoted back longer than a short, masked excerpt:
+        field errors go through :func:`bounded_issues`, and ``event_id`` is echoed
+        only when it is a UUID (in its canonical form).
+        """
         if not isinstance(event, dict):
             return _rejected(
                 None,
@@ -281,8 +311,7 @@ class IngestService:
                 "an event must be a JSON object",
                 (FieldIssue(NOT_AN_OBJECT, "expected a JSON object", None),),
             )
-        raw_id = event.get("event_id")
-        event_id = raw_id if isinstance(raw_id, str) else None
+        event_id = canonical_event_id(event.get("event_id"))
         tenant = event.get("tenant_id")
         if isinstance(tenant, str) and not principal.may_send_tenant(tenant):
             return _rejected(
@@ -294,13 +323,10 @@ class IngestService:
         try:
             record = codec.parse_event(event_type, event)
         except ValidationError as exc:
-            issues = tuple(FieldIssue(e.code, e.message, e.field or None) for e in exc.errors)
-            return _rejected(
-                event_id,
-                INVALID_EVENT,
-                f"the event does not match the {event_type} schema ({len(issues)} error(s))",
-                issues,
-            )
+            return self._invalid(event_type, event_id, exc.errors)
+        broken = rules.check_event(event_type, record, window=self._window, now=self._wall_clock)
+        if broken:
+            return self._invalid(event_type, event_id, broken)
         try:
             record = self._mask(event_type, record)
         except PiiError as exc:
@@ -319,8 +345,26 @@ class IngestService:
             outgoing = build_outgoing_record(event_type, record, value)
         except (CodecError, SluiceError) as exc:
             logger.warning("event %s could not be encoded: %s", event_id, exc.code)
-            return _rejected(event_id, UNENCODABLE, f"the event cannot be encoded: {exc.message}")
+            return _rejected(
+                event_id,
+                UNENCODABLE,
+                f"the event cannot be encoded: {pii.redact_message(exc.message, 200)}",
+            )
+        if event.get("event_id") != outgoing.event_id:
+            event = {**event, "event_id": outgoing.event_id}  # UUID case does not matter
         return Prepared(outgoing, fingerprint_of(event), record)
+
+    def _invalid(
+        self, event_type: str, event_id: str | None, errors: Sequence[FieldError]
+    ) -> EventOutcome:
+        issues, omitted = bounded_issues(errors, self.settings.api_max_field_errors)
+        return _rejected(
+            event_id,
+            INVALID_EVENT,
+            f"the event does not match the {event_type} schema and rules ({len(errors)} error(s))",
+            issues,
+            omitted,
+        )
 
     # ------------------------------------------------------------------ publishing
 
@@ -364,10 +408,126 @@ class IngestService:
 
     def _key(
         self, event_type: str, prepared: Prepared, idempotency_key: str | None, principal: Principal
-    ) -> Hashable:
+    ) -> str:
+        """The idempotency key: ``(stream, tenant, canonical event_id)``, or
+        ``(stream, API key, Idempotency-Key)`` when the header was sent.
+
+        The stream stands for the event type (one stream per type) and keeps apart
+        deployments that share a table. The tenant is part of the key, so another
+        tenant reusing an ``event_id`` gets its own answer: it learns nothing about the
+        owner's event and cannot block it.
+        """
+        stream = self.streams.name_for(event_type)
         if idempotency_key is not None:
-            return ("key", principal.key_id, event_type, idempotency_key)
-        return ("event", event_type, prepared.record.event_id)
+            return dump_json(["key", stream, principal.key_id, idempotency_key]).decode()
+        tenant = prepared.event.get("tenant_id")
+        return dump_json(["event", stream, tenant, prepared.record.event_id]).decode()
+
+    async def _claimed_publish(
+        self,
+        event_type: str,
+        items: Sequence[tuple[str, Prepared]],
+        replayed: set[int],
+    ) -> list[EventOutcome]:
+        """Claim each key in the shared store, publish the claimed events, settle the claims.
+
+        An item whose key another process completed gets that answer (its id goes into
+        ``replayed``: it was not published now), or a conflict; one in progress elsewhere
+        gets ``idempotency_in_progress`` (retryable). Answers are stored before they are
+        returned, so a resend to any process replays them.
+        """
+        try:
+            claims = await self._bounded([self.store.claim(key, p.fingerprint) for key, p in items])
+        except (StoreUnavailable, TimeoutError) as exc:
+            logger.warning("idempotency store unavailable: %s", exc or "no answer in time")
+            return [
+                _failed(
+                    p.record.event_id,
+                    STORE_UNAVAILABLE,
+                    "duplicates cannot be checked right now; send the event again",
+                )
+                for _, p in items
+            ]
+        outcomes: list[EventOutcome | None] = [None] * len(items)
+        owned: list[int] = []
+        for index, ((_, prepared), claim) in enumerate(zip(items, claims, strict=True)):
+            if claim.state == "claimed":
+                owned.append(index)
+            else:
+                outcome = self._from_claim(claim, prepared)
+                replayed.add(id(outcome))
+                outcomes[index] = outcome
+        if owned:
+            published = await self.publish(event_type, [items[i][1] for i in owned])
+            settle = []
+            for index, outcome in zip(owned, published, strict=True):
+                key, prepared = items[index]
+                outcomes[index] = outcome
+                if outcome.accepted:
+                    settle.append(self.store.complete(key, prepared.fingerprint, outcome.to_json()))
+                else:
+                    settle.append(self.store.release(key, prepared.fingerprint))
+            settled: list[Any]
+            try:
+                settled = await self._bounded(settle, return_exceptions=True)
+            except TimeoutError:
+                settled = [TimeoutError("the idempotency store did not answer in time")]
+            for result in settled:
+                if isinstance(result, BaseException):
+                    # The events are published (or not) already; a claim left behind
+                    # expires after api_idempotency_in_progress_s.
+                    logger.warning("idempotency store: a claim could not be settled: %s", result)
+        final = [o for o in outcomes if o is not None]
+        assert len(final) == len(items)
+        return final
+
+    async def _bounded(
+        self, calls: list[Coroutine[Any, Any, T]], *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """The results of store ``calls``, within the publish bound like the broker.
+
+        The in-process store answers at once: its calls are awaited in turn, without
+        tasks or timers (the hot path of one event stays a few awaits).
+        """
+        if self.store.backend == "memory":
+            results: list[Any] = []
+            for call in calls:
+                try:
+                    results.append(await call)
+                except StoreUnavailable as exc:
+                    if not return_exceptions:
+                        for rest in calls[len(results) + 1 :]:
+                            rest.close()
+                        raise
+                    results.append(exc)
+            return results
+        async with asyncio.timeout(self.settings.api_publish_timeout_s):
+            return list(await asyncio.gather(*calls, return_exceptions=return_exceptions))
+
+    @staticmethod
+    def _from_claim(claim: Claim, prepared: Prepared) -> EventOutcome:
+        event_id = prepared.record.event_id
+        if claim.fingerprint != prepared.fingerprint:
+            return _rejected(
+                event_id,
+                IDEMPOTENCY_CONFLICT,
+                "this idempotency key (or event_id) was already used for a different event",
+            )
+        if claim.state == "completed" and claim.answer is not None:
+            answer = claim.answer
+            return EventOutcome(
+                "accepted",
+                event_id=event_id,
+                stream=str(answer.get("stream")),
+                partition_key=str(answer.get("partition_key")),
+            )
+        return EventOutcome(
+            "failed",
+            event_id=event_id,
+            code=IDEMPOTENCY_IN_PROGRESS,
+            message="the same event is being published by another request; send it again",
+            retryable=True,
+        )
 
     async def ingest_one(
         self,
@@ -383,13 +543,15 @@ class IngestService:
             return prepared
         key = self._key(event_type, prepared, idempotency_key, principal)
 
+        replayed: set[int] = set()
+
         async def action() -> EventOutcome:
-            (outcome,) = await self.publish(event_type, [prepared])
+            (outcome,) = await self._claimed_publish(event_type, [(key, prepared)], replayed)
             return outcome
 
         replay = await self.idempotency.run(key, prepared.fingerprint, action)
         outcome = self._resolve(replay, prepared.record.event_id)
-        fresh = replay.source == "fresh"
+        fresh = replay.source == "fresh" and id(outcome) not in replayed
         if self._accepted_log is not None and fresh and outcome.accepted:
             self._record_accepted(event_type, [(prepared, outcome)])
         self._count(event_type, [outcome], fresh=[fresh])
@@ -408,17 +570,23 @@ class IngestService:
             else:
                 valid.append((index, prepared))
 
+        keys = [self._key(event_type, p, None, principal) for _, p in valid]
+        replayed: set[int] = set()
+
         async def action(indexes: Sequence[int]) -> list[EventOutcome]:
-            return await self.publish(event_type, [valid[i][1] for i in indexes])
+            return await self._claimed_publish(
+                event_type, [(keys[i], valid[i][1]) for i in indexes], replayed
+            )
 
         replays = await self.idempotency.run_many(
-            [(self._key(event_type, p, None, principal), p.fingerprint) for _, p in valid], action
+            [(key, p.fingerprint) for key, (_, p) in zip(keys, valid, strict=True)], action
         )
         fresh = [True] * len(events)
         for (index, prepared), replay in zip(valid, replays, strict=True):
-            outcomes[index] = self._resolve(replay, prepared.record.event_id)
-            fresh[index] = replay.source == "fresh"
-        final = [o for o in outcomes if o is not None]
+            outcome = self._resolve(replay, prepared.record.event_id)
+            outcomes[index] = outcome
+            fresh[index] = replay.source == "fresh" and id(outcome) not in replayed
+        final = _within_budget([o for o in outcomes if o is not None], BATCH_FIELD_ERRORS_BUDGET)
         assert len(final) == len(events)
         if self._accepted_log is not None:
             newly = [(p, final[i]) for i, p in valid if fresh[i] and final[i].accepted]
@@ -494,9 +662,76 @@ class IngestService:
 
 
 def _rejected(
-    event_id: str | None, code: str, message: str, errors: tuple[FieldIssue, ...] = ()
+    event_id: str | None,
+    code: str,
+    message: str,
+    errors: tuple[FieldIssue, ...] = (),
+    errors_omitted: int = 0,
 ) -> EventOutcome:
-    return EventOutcome("rejected", event_id=event_id, code=code, message=message, errors=errors)
+    return EventOutcome(
+        "rejected",
+        event_id=event_id,
+        code=code,
+        message=message,
+        errors=errors,
+        errors_omitted=errors_omitted,
+    )
+
+
+#: Longest field path quoted in a field error (a map key or unknown field name is client text).
+MAX_FIELD_PATH = 120
+#: Field errors listed in one batch answer, over all its events (the rest are counted):
+#: with at most ~1.3 KB per listed error, a batch answer stays far below 6 MB.
+BATCH_FIELD_ERRORS_BUDGET = 1000
+
+
+def _within_budget(outcomes: list[EventOutcome], budget: int) -> list[EventOutcome]:
+    """``outcomes`` listing at most ``budget`` field errors in all (in order); the errors
+    left out are added to each outcome's ``errors_omitted``."""
+    if sum(len(o.errors) for o in outcomes) <= budget:
+        return outcomes
+    out = []
+    for outcome in outcomes:
+        if len(outcome.errors) > budget:
+            outcome = replace(
+                outcome,
+                errors=outcome.errors[:budget],
+                errors_omitted=outcome.errors_omitted + len(outcome.errors) - budget,
+            )
+        budget -= len(outcome.errors)
+        out.append(outcome)
+    return out
+
+
+def bounded_issues(errors: Sequence[FieldError], limit: int) -> tuple[tuple[FieldIssue, ...], int]:
+    """At most ``limit`` field errors, safe to answer, and how many were left out.
+
+    Messages and field paths (which hold client-chosen map keys and field names) are
+    passed through :func:`schemas.pii.redact_message`: digit runs that may be card
+    numbers are masked and the text is cut short, so an answer never echoes a PAN and
+    its size stays bounded whatever the body held.
+    """
+    shown = tuple(
+        FieldIssue(
+            e.code,
+            pii.redact_message(e.message, 200),
+            pii.redact_message(e.field, MAX_FIELD_PATH) if e.field else None,
+        )
+        for e in errors[:limit]
+    )
+    return shown, max(0, len(errors) - limit)
+
+
+def canonical_event_id(value: Any) -> str | None:
+    """The canonical form (lower case, dashed) of a UUID ``event_id``; ``None`` otherwise."""
+    if type(value) is not str or len(value) > 45:
+        return None
+    if _CANONICAL_UUID.match(value):
+        return value
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 def _failed(event_id: str | None, code: str, message: str) -> EventOutcome:

@@ -1,8 +1,10 @@
-"""Settings of the event contract: the key for hashing national ids."""
+"""Settings of the event contract: the key for hashing national ids, the plausibility rules."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from datetime import UTC, datetime
+
+from pydantic import Field, SecretStr, field_validator
 
 from sluice.config import SluiceSettings
 from sluice.errors import ConfigurationError
@@ -32,3 +34,26 @@ class PiiSettings(SluiceSettings):
                 code="pii_key_missing",
             )
         return self.pii_hmac_key.get_secret_value().encode("utf-8")
+
+
+class RuleSettings(SluiceSettings):
+    """The plausibility rules every event passes at the edge and in the transform.
+
+    ``SLUICE_RULES_OCCURRED_AT_NOT_BEFORE``: the earliest ``occurred_at`` taken (UTC);
+    ``SLUICE_RULES_OCCURRED_AT_MAX_AHEAD_S``: how far ahead of now ``occurred_at`` may be.
+    """
+
+    rules_occurred_at_not_before: datetime = Field(
+        default=datetime(2000, 1, 1, tzinfo=UTC),
+        description="Earliest occurred_at accepted, ISO-8601 (UTC when no offset is given).",
+    )
+    rules_occurred_at_max_ahead_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How many seconds ahead of the server's clock occurred_at may be.",
+    )
+
+    @field_validator("rules_occurred_at_not_before")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

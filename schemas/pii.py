@@ -1,18 +1,26 @@
-"""PII masking: card numbers, national ids, card numbers hidden in free text.
+"""PII masking: card numbers, national ids, card numbers hidden in any text.
 
-One implementation, called by the ingest API (before an event is published) and by
-the transform (before a record reaches the warehouse). Every function is pure and
-idempotent: masking a masked value returns it unchanged.
+The one masking module of the project: the ingest API (before an event is published),
+the transform (before a record reaches the warehouse) and the load generator call it.
+Every function is pure and idempotent: masking a masked value returns it unchanged.
 
 * Card numbers (PCI DSS v4 requirement 3.4.1: at most the first six and last four
-  digits displayed): ``4111 1111 1111 1111`` -> ``411111******1111``; the mask keeps
-  the PAN's length.
+  digits displayed): ``4111 1111 1111 1111`` -> ``411111******1111``. At least six
+  digits always stay hidden, so a 12-digit PAN keeps two leading digits
+  (``41******1111``) and a 13-digit one three. The mask keeps the PAN's length.
 * National ids: keyed HMAC-SHA256 (key from ``SLUICE_PII_HMAC_KEY``) of the id with
   spaces, dashes, dots and slashes removed and letters upper-cased, so that
   ``123-45-6789`` and ``123456789`` hash alike: ``hmac-sha256:<64 hex digits>``.
-  The hash is stable, so the warehouse can still join on it.
-* Free text: a run of 13-19 digits (single spaces or dashes between digits allowed)
-  that passes the Luhn check is masked in place, separators kept.
+* Text: a run of 12-19 digits (any Unicode decimal digits, normalised to ASCII before
+  the Luhn check) with any separators between them (spaces, tabs, NBSP and other
+  Unicode spaces, dashes, dots, slashes, several in a row) that passes the Luhn check
+  is masked in place, separators kept.
+* Records: :func:`mask_record` walks the event's Avro schema (every string field, at
+  any depth, every map key and value, every array item); ``sluice.format: pan`` fields
+  are masked as card numbers, ``national-id`` fields hashed, UUIDs left alone and every
+  other string scanned as text. Without a schema every string and key is scanned.
+* Messages: :func:`excerpt` is what an error message or a log line may show of a
+  submitted value: short, with every long digit run masked whether Luhn-valid or not.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from pydantic import SecretStr
@@ -31,17 +40,33 @@ HMAC_PREFIX: Final = "hmac-sha256:"
 MASK_CHAR: Final = "*"
 PAN_MIN_DIGITS: Final = 12
 PAN_MAX_DIGITS: Final = 19
-TEXT_PAN_MIN_DIGITS: Final = 13
+#: Digits of a PAN that a mask always hides (6 for a 12-digit PAN's first 2 / last 4).
+MIN_HIDDEN_DIGITS: Final = 6
+#: Longest excerpt of a submitted value an error message or log line may hold.
+EXCERPT_CHARS: Final = 24
+#: Kept for callers that name it: text is scanned from 12 digits on.
+TEXT_PAN_MIN_DIGITS: Final = PAN_MIN_DIGITS
 
-_MASKED_PAN = re.compile(r"^[0-9]{6}\*{2,9}[0-9]{4}\Z")
+# Separators allowed between the digits of a card number written by hand: Unicode
+# spaces (tab, NBSP, thin space... all of ``\s``), zero-width characters, dashes of
+# every kind, dots, slashes, underscores and their fullwidth forms.
+_SEP: Final = (
+    r"[\s\u200b-\u200d\u2060\ufeff\u00ad_\-./\u2010-\u2015\u2212\u00b7\u30fb\uff0d\uff0e\uff0f]"
+)
+# A maximal run of digits with any number of separators between them (possessive: no
+# backtracking over the run itself). ``\d`` matches every Unicode decimal digit.
+_DIGIT_RUN = re.compile(rf"\d(?:{_SEP}*\d)*+")
+# Is there any run of at least 12 digits at all? (the cheap test before the real scan)
+_MAY_HOLD_PAN = re.compile(rf"\d(?:{_SEP}*\d){{{PAN_MIN_DIGITS - 1}}}").search
+_DIGIT_GROUP = re.compile(r"\d+")
+_NON_DIGITS = re.compile(r"\D+")
+_MASKED_PAN = re.compile(r"^([0-9]{2,6})(\*{2,15})([0-9]{4})\Z")
 _HMAC_VALUE = re.compile(r"^hmac-sha256:[0-9a-f]{64}\Z")
 _PAN_SEPARATORS = re.compile(r"[ -]")
 _ID_SEPARATORS = re.compile(r"[\s./-]")
-# A maximal run of digits with single spaces or dashes between them (possessive: no
-# backtracking). Runs touching a mask character are skipped by the caller, so masked
-# output is never matched again.
-_DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9])*+")
-_GROUP = re.compile(r"[0-9]+")
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z"
+)
 
 Key = str | bytes | SecretStr
 
@@ -57,25 +82,56 @@ def luhn_valid(digits: str) -> bool:
     return (kept + doubled) % 10 == 0
 
 
+def ascii_digits(text: str) -> str:
+    """The decimal digits of ``text`` (any script) as ASCII digits, everything else dropped."""
+    digits = _NON_DIGITS.sub("", text)
+    if digits.isascii():
+        return digits
+    return "".join(str(unicodedata.decimal(c)) for c in digits)
+
+
+def visible_digits(length: int) -> tuple[int, int]:
+    """``(first, last)``: digits a mask of a ``length``-digit PAN shows at each end.
+
+    At most six first and four last, and at least :data:`MIN_HIDDEN_DIGITS` hidden.
+    """
+    shown = max(0, length - MIN_HIDDEN_DIGITS)
+    last = min(4, shown)
+    return min(6, shown - last), last
+
+
 def is_masked_card_number(value: str) -> bool:
-    """True for a masked PAN: six digits, 2-9 ``*``, four digits (12-19 characters)."""
-    return bool(_MASKED_PAN.match(value))
+    """True for a masked PAN as :func:`mask_card_number` makes it (12-19 characters).
+
+    ``first`` digits (2-6), at least six ``*``... and the last four digits: exactly the
+    shape :func:`visible_digits` gives for the value's length.
+    """
+    match = _MASKED_PAN.match(value)
+    if match is None or not PAN_MIN_DIGITS <= len(value) <= PAN_MAX_DIGITS:
+        return False
+    first, _ = visible_digits(len(value))
+    return len(match.group(1)) == first
 
 
 def mask_card_number(pan: str) -> str:
     """``first6`` + ``*`` + ``last4`` of a card number (spaces and dashes dropped).
 
-    A masked value is returned unchanged. Raises :class:`PiiError` for a value that
-    is neither a masked PAN nor 12-19 digits (the message does not echo it).
+    A masked value is returned unchanged; a value masked with fewer than six hidden
+    digits (``411111**1111``) is masked again. Raises :class:`PiiError` for a value that
+    is neither a masked PAN nor 12-19 ASCII digits (the message does not echo it).
     """
-    if _MASKED_PAN.match(pan):
-        return pan
+    partly = _MASKED_PAN.match(pan)
+    if partly is not None and PAN_MIN_DIGITS <= len(pan) <= PAN_MAX_DIGITS:
+        first, _ = visible_digits(len(pan))
+        head = partly.group(1)[:first]
+        return head + MASK_CHAR * (len(pan) - len(head) - 4) + partly.group(3)
     digits = _PAN_SEPARATORS.sub("", pan)
     if not (digits.isascii() and digits.isdigit()) or not (
         PAN_MIN_DIGITS <= len(digits) <= PAN_MAX_DIGITS
     ):
         raise PiiError("not a card number: expected 12-19 digits", code="invalid_pan")
-    return digits[:6] + MASK_CHAR * (len(digits) - 10) + digits[-4:]
+    first, last = visible_digits(len(digits))
+    return digits[:first] + MASK_CHAR * (len(digits) - first - last) + digits[-last:]
 
 
 def is_hmac_national_id(value: str) -> bool:
@@ -103,40 +159,47 @@ def hmac_national_id(value: str, key: Key | None) -> str:
 
 
 def _mask_digits(segment: str) -> str:
-    """Mask every digit of ``segment`` but the first six and the last four."""
-    digits = _PAN_SEPARATORS.sub("", segment)
-    masked = digits[:6] + MASK_CHAR * (len(digits) - 10) + digits[-4:]
-    if len(digits) == len(segment):
-        return masked
-    replacement = iter(masked)
-    return "".join(c if c in " -" else next(replacement) for c in segment)
+    """``segment`` with every digit hidden but the first and last :func:`visible_digits`."""
+    count = sum(1 for c in segment if c.isdigit())
+    first, last = visible_digits(count)
+    out: list[str] = []
+    seen = 0
+    for c in segment:
+        if c.isdigit():
+            out.append(c if seen < first or seen >= count - last else MASK_CHAR)
+            seen += 1
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def _mask_run(run: str) -> str:
-    digits = _PAN_SEPARATORS.sub("", run)
-    if len(digits) < TEXT_PAN_MIN_DIGITS:
+    """A digit run with every Luhn-valid 12-19 digit part made of whole groups masked.
+
+    The whole run is tried first; otherwise, leftmost first, the longest Luhn-valid
+    sequence of whole digit groups. A single group of more than 19 digits is an
+    identifier, not a card number.
+    """
+    groups = [(m.start(), m.end(), ascii_digits(m.group(0))) for m in _DIGIT_GROUP.finditer(run)]
+    total = sum(len(g[2]) for g in groups)
+    if total < PAN_MIN_DIGITS:
         return run
-    if len(digits) <= PAN_MAX_DIGITS:
-        return _mask_digits(run) if luhn_valid(digits) else run
-    # A longer run (for example an order number next to a card number): look for a
-    # Luhn-valid card number made of whole digit groups, leftmost and longest first.
-    groups = [(m.start(), m.end()) for m in _GROUP.finditer(run)]
+    if total <= PAN_MAX_DIGITS and luhn_valid("".join(g[2] for g in groups)):
+        return _mask_digits(run)
     if len(groups) < 2:
-        return run  # one long digit string: an identifier, not a card number
+        return run
     out: list[str] = []
     position = 0
     i = 0
     while i < len(groups):
         best: int | None = None
-        total = 0
+        digits = ""
         for j in range(i, len(groups)):
-            total += groups[j][1] - groups[j][0]
-            if total > PAN_MAX_DIGITS:
+            digits += groups[j][2]
+            if len(digits) > PAN_MAX_DIGITS:
                 break
-            if total >= TEXT_PAN_MIN_DIGITS:
-                candidate = _PAN_SEPARATORS.sub("", run[groups[i][0] : groups[j][1]])
-                if luhn_valid(candidate):
-                    best = j
+            if len(digits) >= PAN_MIN_DIGITS and luhn_valid(digits):
+                best = j
         if best is None:
             i += 1
             continue
@@ -149,24 +212,27 @@ def _mask_run(run: str) -> str:
     return "".join(out)
 
 
+def may_hold_card_number(text: str) -> bool:
+    """True when ``text`` holds a run of at least 12 digits (a cheap pre-check)."""
+    return len(text) >= PAN_MIN_DIGITS and _MAY_HOLD_PAN(text) is not None
+
+
 def mask_luhn_in_text(text: str) -> str:
-    """``text`` with every Luhn-valid 13-19 digit run masked (first six, last four kept)."""
-    if len(text) < TEXT_PAN_MIN_DIGITS:
+    """``text`` with every Luhn-valid 12-19 digit run masked (see the module docstring)."""
+    if len(text) < PAN_MIN_DIGITS or _MAY_HOLD_PAN(text) is None:
         return text
     parts: list[str] | None = None
     position = 0
     for match in _DIGIT_RUN.finditer(text):
         run = match.group(0)
-        if len(run) < TEXT_PAN_MIN_DIGITS:
-            continue
-        start, end = match.span()
-        if text[end : end + 1] == MASK_CHAR or (start and text[start - 1] == MASK_CHAR):
+        if len(run) < PAN_MIN_DIGITS:
             continue
         masked = _mask_run(run)
         if masked == run:
             continue
         if parts is None:
             parts = []
+        start, end = match.span()
         parts.append(text[position:start])
         parts.append(masked)
         position = end
@@ -176,39 +242,232 @@ def mask_luhn_in_text(text: str) -> str:
     return "".join(parts)
 
 
-#: Free-text fields scanned for card numbers by :func:`mask_record` (besides metadata).
-FREE_TEXT_FIELDS: Final = ("cause_of_loss", "authorization_code", "source")
+def _mask_every_long_run(text: str) -> str:
+    if not may_hold_card_number(text):
+        return text
+    return _DIGIT_RUN.sub(
+        lambda m: (
+            _mask_digits(m.group(0))
+            if len(ascii_digits(m.group(0))) >= PAN_MIN_DIGITS
+            else m.group(0)
+        ),
+        text,
+    )
 
 
-def mask_record(record: Mapping[str, Any], *, hmac_key: Key | None) -> dict[str, Any]:
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """What a message may show of a submitted value: ``repr``, long digit runs masked, short.
+
+    Every run of 12 or more digits is masked whether or not it passes the Luhn check (a
+    mistyped card number is still one), and the text is cut to ``limit`` characters.
+    """
+    text = _mask_every_long_run(value if isinstance(value, str) else str(value))
+    return repr(text[:limit] + "...") if len(text) > limit else repr(text)
+
+
+def redact_message(text: str, limit: int = 300) -> str:
+    """A message (which may quote submitted values) safe to answer or log.
+
+    Long digit runs are masked (as :func:`excerpt` does) and the text is cut to ``limit``.
+    """
+    text = _mask_every_long_run(text)
+    if not text.isprintable():
+        # control characters would be escaped six-fold in JSON: one "?" each
+        text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- records
+
+Mask = Callable[[Any, "Key | None"], Any]
+
+
+def _keep(value: Any, key: Key | None) -> Any:
+    return value
+
+
+def _text(value: Any, key: Key | None) -> Any:
+    return mask_luhn_in_text(value) if type(value) is str else _generic(value, key)
+
+
+def _pan(value: Any, key: Key | None) -> Any:
+    return mask_card_number(value) if type(value) is str else value
+
+
+def _national_id(value: Any, key: Key | None) -> Any:
+    return hmac_national_id(value, key) if type(value) is str else value
+
+
+def _generic(value: Any, key: Key | None) -> Any:
+    """Every string and every map key scanned, at any depth (no schema known)."""
+    if type(value) is str:
+        return mask_luhn_in_text(value)
+    if isinstance(value, Mapping):
+        return {
+            (mask_luhn_in_text(k) if type(k) is str else k): _generic(v, key)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_generic(v, key) for v in value]
+    return value
+
+
+def _string_mask(schema: Mapping[str, Any] | str, fmt: Any) -> Mask:
+    if fmt == "pan":
+        return _pan
+    if fmt == "national-id":
+        return _national_id
+    if isinstance(schema, Mapping) and schema.get("logicalType") == "uuid":
+        return _keep
+    return _text
+
+
+def compile_mask(schema: Any, named: dict[str, Mask] | None = None, fmt: Any = None) -> Mask:
+    """The masking function of an Avro schema (record, union, map, array, string...).
+
+    ``fmt`` is the ``sluice.format`` of the field holding this type.
+    """
+    named = {} if named is None else named
+    if isinstance(schema, list):
+        branches = [compile_mask(s, named, fmt) for s in schema if s != "null"]
+        if len(branches) == 1:
+            only = branches[0]
+            return lambda value, key: None if value is None else only(value, key)
+        return _generic
+    if isinstance(schema, str):
+        if schema in named:
+            ref = schema
+            return lambda value, key: named[ref](value, key)
+        if schema == "string":
+            return _string_mask(schema, fmt)
+        return _keep if schema != "enum" else _text
+    kind = schema.get("type")
+    if kind == "string":
+        return _string_mask(schema, fmt)
+    if kind == "enum":
+        return _text
+    if kind == "map":
+        values = compile_mask(schema["values"], named)
+
+        def map_mask(value: Any, key: Key | None) -> Any:
+            if not isinstance(value, Mapping):
+                return _generic(value, key)
+            return {
+                (mask_luhn_in_text(k) if type(k) is str else k): values(v, key)
+                for k, v in value.items()
+            }
+
+        return map_mask
+    if kind == "array":
+        items = compile_mask(schema["items"], named)
+        return lambda value, key: (
+            [items(v, key) for v in value] if isinstance(value, list) else _generic(value, key)
+        )
+    if kind in ("record", "error"):
+        fields: dict[str, tuple[int, Mask]] = {}
+
+        def record_mask(value: Any, key: Key | None) -> Any:
+            if not isinstance(value, Mapping):
+                return _generic(value, key)
+            out: dict[str, Any] = {}
+            for name, item in value.items():
+                entry = fields.get(name)
+                if entry is None:
+                    # a field the schema does not know: scanned like everything else
+                    if type(name) is str:
+                        name = mask_luhn_in_text(name)
+                    out[name] = _generic(item, key)
+                    continue
+                how, mask = entry
+                if item is None or how == _KEEP:
+                    out[name] = item
+                elif how == _TEXT and type(item) is str:
+                    # the common case inline: most strings are too short to hold a PAN
+                    out[name] = (
+                        item
+                        if len(item) < PAN_MIN_DIGITS or _MAY_HOLD_PAN(item) is None
+                        else mask_luhn_in_text(item)
+                    )
+                else:
+                    out[name] = mask(item, key)
+            return out
+
+        name = schema.get("name")
+        if isinstance(name, str):
+            named[name] = record_mask
+            namespace = schema.get("namespace")
+            if isinstance(namespace, str):
+                named[f"{namespace}.{name}"] = record_mask
+        for field in schema.get("fields", ()):
+            mask = compile_mask(field["type"], named, field.get("sluice.format"))
+            fields[field["name"]] = (_how(field["type"], field.get("sluice.format")), mask)
+        return record_mask
+    return _keep
+
+
+_KEEP, _TEXT, _OTHER = 0, 1, 2
+_PRIMITIVES: Final = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes"})
+
+
+def _how(schema: Any, fmt: Any) -> int:
+    """How a record field is masked: kept as is, scanned as text, or by its own mask."""
+    if isinstance(schema, list):
+        branches = [s for s in schema if s != "null"]
+        return _how(branches[0], fmt) if len(branches) == 1 else _OTHER
+    kind = schema.get("type") if isinstance(schema, Mapping) else schema
+    if kind in _PRIMITIVES or (isinstance(schema, Mapping) and "logicalType" in schema):
+        # numbers, bytes, decimals, dates, timestamps, UUIDs: never text
+        return _KEEP
+    if kind == "string" and fmt not in ("pan", "national-id"):
+        return _TEXT
+    return _OTHER
+
+
+_COMPILED: dict[int, tuple[Mapping[str, Any], Mask]] = {}
+
+
+def _mask_of(schema: Mapping[str, Any]) -> Mask:
+    entry = _COMPILED.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = (schema, compile_mask(schema))
+        _COMPILED[id(schema)] = entry
+    return entry[1]
+
+
+#: Fields masked by name when no schema is given (the schema's ``sluice.format``).
+_PAN_FIELDS: Final = frozenset({"card_number"})
+_NATIONAL_ID_FIELDS: Final = frozenset({"claimant_national_id"})
+
+
+def mask_record(
+    record: Mapping[str, Any],
+    *,
+    hmac_key: Key | None,
+    schema: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """A copy of an event record with its PII masked (idempotent).
 
-    ``card_number`` is masked, ``claimant_national_id`` hashed with ``hmac_key``,
-    and card numbers in ``metadata`` values, ``merchant.name`` and the
-    :data:`FREE_TEXT_FIELDS` are masked. Identifiers are left alone. Works on the
+    With ``schema`` (the Avro schema of the record's version), the walk follows it:
+    ``pan`` fields masked as card numbers, ``national-id`` fields hashed with
+    ``hmac_key``, UUIDs kept, every other string and every map key scanned for card
+    numbers. Without it, ``card_number`` and ``claimant_national_id`` are treated so
+    by name and every other string and key, at any depth, is scanned. Works on the
     Avro-ready dict and on its JSON form alike.
 
     Raises:
-        PiiError: a national id must be hashed and no key was given, or
-            ``card_number`` is not a card number.
+        PiiError: a national id must be hashed and no key was given, or a ``pan``
+            field is not a card number.
     """
-    out = dict(record)
-    card = out.get("card_number")
-    if isinstance(card, str):
-        out["card_number"] = mask_card_number(card)
-    national_id = out.get("claimant_national_id")
-    if isinstance(national_id, str):
-        out["claimant_national_id"] = hmac_national_id(national_id, hmac_key)
-    for name in FREE_TEXT_FIELDS:
-        value = out.get(name)
-        if isinstance(value, str):
-            out[name] = mask_luhn_in_text(value)
-    metadata = out.get("metadata")
-    if isinstance(metadata, Mapping):
-        out["metadata"] = {
-            k: mask_luhn_in_text(v) if isinstance(v, str) else v for k, v in metadata.items()
-        }
-    merchant = out.get("merchant")
-    if isinstance(merchant, Mapping) and isinstance(merchant.get("name"), str):
-        out["merchant"] = {**merchant, "name": mask_luhn_in_text(merchant["name"])}
+    if schema is not None:
+        return dict(_mask_of(schema)(record, hmac_key))
+    out: dict[str, Any] = {}
+    for name, value in record.items():
+        if name in _PAN_FIELDS and type(value) is str:
+            out[name] = mask_card_number(value)
+        elif name in _NATIONAL_ID_FIELDS and type(value) is str:
+            out[name] = hmac_national_id(value, hmac_key)
+        elif name == "event_id" and type(value) is str and _UUID.match(value):
+            out[name] = value
+        else:
+            out[mask_luhn_in_text(name) if type(name) is str else name] = _generic(value, hmac_key)
     return out

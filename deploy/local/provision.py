@@ -110,3 +110,48 @@ def ensure_warehouse() -> None:
     import warehouse
 
     warehouse.init_warehouse()
+
+
+def ensure_dynamodb_table(
+    aws: AwsSettings,
+    table: str,
+    hash_key: str,
+    *,
+    ttl_attribute: str | None = None,
+    client: Any = None,
+) -> bool:
+    """Create an on-demand DynamoDB table keyed by ``hash_key`` (S) if missing, with its
+    TTL attribute turned on; True when it was created."""
+    dynamodb = client or aws.client("dynamodb")
+    try:
+        dynamodb.describe_table(TableName=table)
+        return False
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
+    try:
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": hash_key, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": hash_key, "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except dynamodb.exceptions.ResourceInUseException:
+        return False
+    dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2})
+    if ttl_attribute:
+        dynamodb.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
+        )
+    return True
+
+
+def ensure_api_tables(aws: AwsSettings, idempotency_table: str, rate_limit_table: str) -> list[str]:
+    """The ingest API's idempotency table (key ``id``, TTL ``expiration``) and token-bucket
+    table (key ``key_id``); returns the names created."""
+    created = []
+    if ensure_dynamodb_table(aws, idempotency_table, "id", ttl_attribute="expiration"):
+        created.append(idempotency_table)
+    if ensure_dynamodb_table(aws, rate_limit_table, "key_id"):
+        created.append(rate_limit_table)
+    return created

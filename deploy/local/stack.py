@@ -28,6 +28,7 @@ from deploy.local.models import (
     ServiceStatus,
     StackState,
 )
+from ingest_api.config import ApiSettings
 from sluice.config import AwsSettings, KafkaSettings, StreamSettings, ZoneSettings
 
 _log = logging.getLogger(__name__)
@@ -246,6 +247,10 @@ def _stack_env(settings: StackSettings, eps: dict[ServiceName, str]) -> dict[str
         "SLUICE_PII_HMAC_KEY": previous.get("SLUICE_PII_HMAC_KEY") or secrets.token_hex(32),
         "SLUICE_S3_BUCKET": previous.get("SLUICE_S3_BUCKET") or ZoneSettings().s3_bucket,
         "SLUICE_STACK_DIR": str(settings.stack_dir),
+        # The API's idempotency records and token buckets live in (moto's) DynamoDB, as
+        # on Lambda, so that several API processes share them.
+        "SLUICE_API_IDEMPOTENCY_STORE": "dynamodb",
+        "SLUICE_API_RATE_LIMIT_STORE": "dynamodb",
     }
     # Keep any other SLUICE_* values an operator added by hand.
     return {**previous, **env}
@@ -291,6 +296,13 @@ def _provision(
         bucket = ZoneSettings().s3_bucket
         if provision.ensure_bucket(aws, bucket):
             created.append(f"bucket {bucket}")
+        api = ApiSettings()
+        created += [
+            f"table {n}"
+            for n in provision.ensure_api_tables(
+                aws, api.api_idempotency_table, api.api_rate_limit_table
+            )
+        ]
         if provision_warehouse:
             provision.ensure_warehouse()
     for item in created:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -114,3 +122,38 @@ def fresh_topics(topic_factory: Callable[..., str]) -> tuple[str, str]:
 @pytest.fixture
 def fresh_streams(stream_factory: Callable[..., str]) -> tuple[str, str]:
     return stream_factory(shards=1, prefix="api-ft"), stream_factory(shards=1, prefix="api-ic")
+
+
+@contextlib.contextmanager
+def served_api(env: dict[str, str], log: Path, *args: str) -> Iterator[str]:
+    """``sluice api serve`` in a fresh process on a free port; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [sys.executable, "-m", "sluice.cli", "api", "serve", "--port", str(port), *args]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the API exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the API did not start within 60 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

@@ -49,7 +49,7 @@ def test_keys_create_text_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_openapi_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["api", "openapi"]) == 0
     spec = json.loads(capsys.readouterr().out)
-    assert "/v1/events/{event_type}/batch" in spec["paths"]
+    assert "/v1/events/insurance-claim/batch" in spec["paths"]
 
 
 def test_serve_passes_options_to_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -126,10 +126,12 @@ def test_shutdown_closes_the_publisher(app: FastAPI, publisher: MemoryPublisher)
 
 def _statuses_in_source() -> dict[str, set[int]]:
     """Every status a route can answer, derived from the code paths."""
+    single = {202, 400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503}
+    batch = {202, 207, 400, 401, 403, 404, 408, 413, 415, 422, 429, 503}
     return {
-        "/v1/events/{event_type}": {202, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
-        "/v1/events/{event_type}/batch": {202, 207, 400, 401, 403, 404, 413, 415, 422, 429, 503},
-        "/v1/schemas/{event_type}": {200, 404},
+        **{f"/v1/events/{et}": single for et in (FT, IC)},
+        **{f"/v1/events/{et}/batch": batch for et in (FT, IC)},
+        **{f"/v1/schemas/{et}": {200, 404} for et in (FT, IC)},
         "/healthz": {200},
         "/readyz": {200, 503},
         "/metrics": {200},
@@ -168,7 +170,7 @@ def test_error_statuses_the_app_raises_are_documented(app: FastAPI) -> None:
     import ingest_api.exceptions as exc_module
 
     spec = app.openapi()
-    single = {int(s) for s in spec["paths"]["/v1/events/{event_type}"]["post"]["responses"]}
+    single = {int(s) for s in spec["paths"][f"/v1/events/{FT}"]["post"]["responses"]}
     raised = {
         cls.status
         for cls in vars(exc_module).values()
@@ -237,3 +239,35 @@ def test_fast_paths_match_only_event_posts() -> None:
     assert match("GET", "/v1/events/financial-transaction") is None
     assert match("POST", "/v1/events/a/b") is None
     assert match("POST", "/v2/events/a") is None
+
+
+def test_openapi_declares_security_idempotency_key_and_batch_bodies(app: FastAPI) -> None:
+    spec = app.openapi()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["ApiKeyHeader"] == {
+        **schemes["ApiKeyHeader"],
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    assert schemes["BearerAuth"]["scheme"] == "bearer"
+    for et in (FT, IC):
+        single = spec["paths"][f"/v1/events/{et}"]["post"]
+        batch = spec["paths"][f"/v1/events/{et}/batch"]["post"]
+        assert single["security"] == batch["security"]
+        assert {"ApiKeyHeader", "BearerAuth"} == {k for s in single["security"] for k in s}
+        assert "Idempotency-Key" in {p["name"] for p in single["parameters"]}
+        for status in ("403", "422", "503"):
+            schema = batch["responses"][status]["content"]["application/json"]["schema"]
+            assert {r["$ref"].rsplit("/", 1)[1] for r in schema["oneOf"]} == {
+                "BatchModel",
+                "ErrorModel",
+            }
+
+
+def test_openapi_examples_belong_to_their_route(app: FastAPI) -> None:
+    spec = app.openapi()
+    for path in (f"/v1/events/{IC}", f"/v1/events/{IC}/batch", f"/v1/schemas/{IC}"):
+        text = json.dumps(spec["paths"][path])
+        assert "financial" not in text and "card_number" not in text and "acc-42" not in text
+    for path in (f"/v1/events/{FT}", f"/v1/events/{FT}/batch"):
+        assert "insurance" not in json.dumps(spec["paths"][path]["post"]["requestBody"])
