@@ -34,13 +34,14 @@ import psycopg
 
 from firehose_transforms.jsonio import dumps_line
 from sluice.config import AwsSettings, ZoneSettings
+from sluice.zone import manifest_body
+from sluice.zonestore import S3Zone
 from warehouse import sqlgen
 from warehouse.config import WarehouseSettings
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.models import ManifestEntry, TargetTable
 from warehouse.postgres import PostgresWarehouse
 from warehouse.rows import encode_lines
-from warehouse.zone import S3Zone, build_manifest
 
 FT = TargetTable.FINANCIAL_TRANSACTIONS
 
@@ -158,6 +159,9 @@ def by_hand(dsn: str, schema: str, text: bytes) -> Run:
 
 def through_loader(loader: Loader, dsn: str, schema: str, manifest: str) -> Run:
     wh = PostgresWarehouse(dsn, schema=schema)
+    lease = PostgresWarehouse(dsn, schema=schema)  # renews the job's lease, as in production
+    lease.backend_pid()
+    loader.use_lease_warehouse(lease)
     run = Run(loader.worker_pids())
     run.start(wh.backend_pid())  # connect outside the timed part, as by_hand does
     loader.warehouse = wh
@@ -218,7 +222,7 @@ def main() -> int:
     )
     # warm the worker processes outside the timed part (as a long-running loader would be)
     warm = f"s3://{bucket}/manifests/financial-transaction/warm.manifest"
-    zone.write(warm, build_manifest(entries[:2]))
+    zone.write(warm, manifest_body(entries[:2]))
     schema = fresh_schema(dsn)
     through_loader(loader, dsn, schema, warm)
     drop_schema(dsn, schema)
@@ -226,7 +230,7 @@ def main() -> int:
     loader_runs: list[Run] = []
     for rnd in range(args.rounds):
         manifest = f"s3://{bucket}/manifests/financial-transaction/bench-{rnd}.manifest"
-        zone.write(manifest, build_manifest(entries))
+        zone.write(manifest, manifest_body(entries))
         load = load_average()
         for kind in ("hand", "loader") if rnd % 2 == 0 else ("loader", "hand"):
             schema = fresh_schema(dsn)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from consumers.exceptions import (
     CheckpointNotForwardError,
@@ -41,6 +41,9 @@ from consumers.models import (
     StreamRecord,
 )
 from sluice.errors import RetryableError, is_retryable
+
+if TYPE_CHECKING:
+    from schemas.registry.base import SchemaResolver
 
 logger = logging.getLogger(__name__)
 
@@ -263,8 +266,15 @@ def error_summary(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, message[:MAX_ERROR_MESSAGE]
 
 
-def decode_record(record: StreamRecord) -> DecodedRecord:
-    """Decode a framed Avro or a JSON record value with the schemas codec."""
+def decode_record(record: StreamRecord, registry: SchemaResolver | None = None) -> DecodedRecord:
+    """Decode a framed Avro (Confluent or Glue framing) or a JSON record value with the
+    schemas codec; schema ids are resolved by ``registry`` (default: the process's).
+
+    Raises:
+        DecodeError: the value cannot be decoded (fatal: dead-lettered).
+        RetryableError: the schema registry cannot be asked now; the batch is read
+            again, nothing is dead-lettered.
+    """
     from schemas.codec import decode_value  # at the edge: the codec loads every schema
 
     try:
@@ -272,7 +282,10 @@ def decode_record(record: StreamRecord) -> DecodedRecord:
             record.value,
             content_type=record.headers.get("content-type") or None,
             event_type=record.headers.get("event_type") or None,
+            registry=registry,
         )
+    except RetryableError:
+        raise
     except Exception as exc:
         name, message = error_summary(exc)
         raise DecodeError(f"{name}: {message}") from exc

@@ -2,8 +2,9 @@
 
 - :class:`WarehouseSink`: one warehouse transaction per batch: stage the cleaned rows,
   MERGE on ``event_id``, commit. A rewritten batch changes nothing (MERGE).
-- :class:`ZoneSink`: gzip NDJSON objects in the S3 zone, named by the first and last
-  offset of each partition in the batch, so a rewritten batch writes the same keys.
+- :class:`ZoneSink`: gzip NDJSON objects in the S3 zone's clean prefix, named as Firehose
+  names its objects (:mod:`sluice.zone`) from the first and last offset of each partition
+  in the batch, so a rewritten batch writes the same keys.
 - :class:`PublisherDeadLetters`: the dead-letter queue, published through the
   :class:`~producers.base.Publisher` of the chosen backend.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import gzip
 import json
 import logging
 from collections import defaultdict
@@ -25,6 +25,7 @@ from consumers.exceptions import DeadLetterError
 from consumers.models import DeadLetter, DecodedRecord
 from sluice.config import StreamBackend, ZoneSettings
 from sluice.errors import FatalError, RetryableError
+from sluice.zone import NDJSON_CONTENT_TYPE, GroupName, clean_key, gzip_bytes, ndjson
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ class WarehouseSink:
     """Stages a batch's rows and MERGEs them in one warehouse transaction.
 
     ``warehouse`` is a :class:`warehouse.base.Warehouse`; rows the warehouse rejects are
-    quarantined by it in the same transaction (never dropped).
+    quarantined by it in the same transaction (never dropped). The batch takes the
+    writers' lock on the targets first, so it runs one after the other with the loaders;
+    a row whose ``event_id`` belongs to another tenant is quarantined by the MERGE, never
+    merged (the warehouse's rule, the same as the loader's).
     """
 
     def __init__(
@@ -89,7 +93,10 @@ class WarehouseSink:
         by_table: dict[Any, list[dict[str, Any]]] = defaultdict(list)
         for d in records:
             by_table[TargetTable.for_event_type(d.event_type)].append(self.rows(d.event))
-        for table, rows in by_table.items():
+        # the writers' lock on every target, in one statement: serialised with the
+        # loaders, never a deadlock between two sinks
+        self._batch.lock(list(TargetTable))
+        for table, rows in sorted(by_table.items()):
             self._batch.stage(table, rows, source=f"{self.source_prefix}batch:{self._batch_id}")
 
     def commit(self) -> None:
@@ -114,44 +121,42 @@ class WarehouseSink:
             self.warehouse.close()
 
 
-def zone_object_key(
-    prefix: str, event_type: str, stream: str, partition: str, first: int, last: int, dt: str
-) -> str:
-    """The S3 key of one partition's slice of a batch (the same for a rewritten batch)."""
-    safe_partition = partition.replace("/", "_")
-    return (
-        f"{prefix}event_type={event_type}/dt={dt}/"
-        f"{stream}-{safe_partition}-{first:020d}-{last:020d}.gz"
-    )
+ZONE_SINK_KIND = "consumer"
+"""The ``kind`` in the identity of the zone sink's objects (see :class:`sluice.zone.GroupName`)."""
 
 
 def zone_objects(
-    records: Sequence[DecodedRecord], rows: RowBuilder, prefix: str
+    records: Sequence[DecodedRecord], rows: RowBuilder, zone: ZoneSettings
 ) -> dict[str, tuple[str, list[dict[str, Any]]]]:
-    """Group a batch into zone objects: key -> (event type, rows in offset order)."""
-    groups: dict[tuple[str, str, str], list[DecodedRecord]] = defaultdict(list)
+    """Group a batch into zone objects: key -> (event type, rows in offset order).
+
+    One object per event type, stream, partition and arrival date, named as Firehose
+    names its objects (:func:`sluice.zone.clean_key`) from the first and last offset, so a
+    rewritten batch writes the same keys.
+    """
+    groups: dict[tuple[str, str, str, str], list[DecodedRecord]] = defaultdict(list)
     for d in records:
-        groups[(d.event_type, d.record.stream, d.record.partition)].append(d)
-    out: dict[str, tuple[str, list[dict[str, Any]]]] = {}
-    for (event_type, stream, partition), items in sorted(groups.items()):
-        items.sort(key=lambda d: d.record.offset)
-        ts = items[0].record.timestamp_ms or 0
+        ts = d.record.timestamp_ms or 0
         dt = datetime.fromtimestamp(ts / 1000, tz=UTC).strftime("%Y-%m-%d")
-        key = zone_object_key(
-            prefix,
-            event_type,
-            stream,
-            partition,
-            items[0].record.offset,
-            items[-1].record.offset,
-            dt,
+        groups[(d.event_type, d.record.stream, d.record.partition, dt)].append(d)
+    out: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for (event_type, stream, partition, dt), items in sorted(groups.items()):
+        items.sort(key=lambda d: d.record.offset)
+        name = GroupName(
+            kind=ZONE_SINK_KIND,
+            source=stream,
+            partition=partition,
+            first=str(items[0].record.offset),
+            last=str(items[-1].record.offset),
+            first_arrival_ms=items[0].record.timestamp_ms or 0,
         )
-        out[key] = (event_type, [rows(d.event) for d in items])
+        out[clean_key(zone, event_type, dt, name)] = (event_type, [rows(d.event) for d in items])
     return out
 
 
 class ZoneSink:
-    """Writes each batch as gzip NDJSON objects and a manifest into the S3 zone."""
+    """Writes each batch as gzip NDJSON objects into the S3 zone's clean prefix (no
+    manifest: the loader finds them through S3 notifications and its sweep)."""
 
     def __init__(
         self,
@@ -189,29 +194,15 @@ class ZoneSink:
             raise SinkStateError("commit outside a transaction")
         pending, self._pending = self._pending, None
         rows = self._rows or default_row_builder()
-        objects = zone_objects(pending, rows, self.zone.s3_clean_prefix)
+        objects = zone_objects(pending, rows, self.zone)
         bucket = self.zone.s3_bucket
         try:
-            for key, (event_type, items) in objects.items():
-                body = gzip.compress(
-                    b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in items),
-                    mtime=0,
-                )
-                self.s3.put_object(Bucket=bucket, Key=key, Body=body)
-                manifest = {
-                    "entries": [
-                        {
-                            "url": f"s3://{bucket}/{key}",
-                            "mandatory": True,
-                            "meta": {"content_length": len(body), "record_count": len(items)},
-                        }
-                    ]
-                }
-                name = key.rsplit("/", 1)[-1].removesuffix(".gz")
+            for key, (_event_type, items) in objects.items():
                 self.s3.put_object(
                     Bucket=bucket,
-                    Key=f"{self.zone.s3_manifest_prefix}{event_type}/{name}.manifest",
-                    Body=json.dumps(manifest).encode(),
+                    Key=key,
+                    Body=gzip_bytes(ndjson(items)),
+                    ContentType=NDJSON_CONTENT_TYPE,
                 )
                 self.written.append(key)
         except ClientError as exc:

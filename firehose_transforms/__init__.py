@@ -7,7 +7,7 @@
 - :mod:`firehose_transforms.clean`: ``to_row(record)``, the event -> warehouse row
   function the consumers' warehouse sink shares.
 - :mod:`firehose_transforms.delivery`: ``run_delivery(options)``, the local runner
-  behind ``sluice firehose run``; :mod:`firehose_transforms.zone` names what it writes.
+  behind ``sluice firehose run``; :mod:`sluice.zone` names what it writes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The pure transform: Firehose event in, Firehose response out.
 
-Per record: decode (base64; KPL deaggregation; Confluent-framed Avro or JSON) ->
+Per record: decode (base64; KPL deaggregation; framed Avro, Confluent or Glue, or JSON) ->
 drop test events -> clean and mask (:func:`firehose_transforms.clean.to_row`, which also
 checks the business rules) -> drop duplicates within the invocation by ``event_id`` ->
 one :class:`~firehose_transforms.models.TransformResult` per ``recordId``.
@@ -46,7 +46,8 @@ from firehose_transforms.models import (
 from schemas import codec
 from schemas.config import PiiSettings
 from schemas.exceptions import ValidationError
-from sluice.errors import SluiceError
+from schemas.registry.base import SchemaResolver
+from sluice.errors import RetryableError, SluiceError
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 """What the codec and fastavro raise on bytes that are not a valid event."""
 
 _RESPONSE_ENVELOPE = len('{"records": []}')
+
+_FRAMED = (b"\x00", b"\x03")
+"""First bytes of framed Avro: the Confluent magic byte, the Glue header version."""
 
 
 # --------------------------------------------------------------------------- input
@@ -172,21 +176,29 @@ def deaggregate(data: bytes) -> list[bytes]:
     return [bytes(user.data) for user in aggregate.records]
 
 
-def decode_payload(payload: bytes, *, validate_json: bool = False) -> dict[str, Any]:
-    """One event from its wire form: Confluent-framed Avro (magic byte 0) or JSON.
+def decode_payload(
+    payload: bytes, *, validate_json: bool = False, registry: SchemaResolver | None = None
+) -> dict[str, Any]:
+    """One event from its wire form: framed Avro (Confluent, first byte 0, or Glue
+    Schema Registry, first byte 3) or JSON.
 
-    Avro is decoded with the writer schema its header names (so it is valid against
-    the schema by construction). A JSON object is returned as parsed; with
+    Avro is decoded with the writer schema its header names, resolved by ``registry``
+    (default: the process's, ``SLUICE_SCHEMA_REGISTRY``), so it is valid against the
+    schema by construction. A JSON object is returned as parsed; with
     ``validate_json`` it is first validated and normalised by the codec.
 
     Raises:
         RecordRejected: ``undecodable`` (not Avro/JSON, unknown schema id, truncated),
             ``unknown_event_type``, or with ``validate_json`` the reason of the schema
             violation (field paths and codes only, never values).
+        RetryableError: the schema registry cannot be asked now; the invocation fails
+            and Firehose retries it (the record is not failed).
     """
-    if payload[:1] == b"\x00":
+    if payload[:1] in _FRAMED:
         try:
-            decoded = codec.decode(payload)
+            decoded = codec.decode(payload, registry=registry)
+        except RetryableError:
+            raise
         except _DECODE_ERRORS as exc:
             raise reject(
                 Reason.UNDECODABLE, f"not a valid framed Avro event ({_kind(exc)})"
@@ -255,11 +267,18 @@ class Transformer:
             from the environment when omitted.
         pii: the PII settings (``SLUICE_PII_HMAC_KEY``); read from the environment
             when omitted.
+        registry: resolves the schema ids of framed Avro; the process's registry
+            (``SLUICE_SCHEMA_REGISTRY``) when omitted.
     """
 
     def __init__(
-        self, settings: TransformSettings | None = None, *, pii: PiiSettings | None = None
+        self,
+        settings: TransformSettings | None = None,
+        *,
+        pii: PiiSettings | None = None,
+        registry: SchemaResolver | None = None,
     ) -> None:
+        self._registry = registry
         self._settings = settings or TransformSettings()
         key = (pii or PiiSettings()).pii_hmac_key
         self._hmac_key: str | None = key.get_secret_value() if key else None
@@ -358,7 +377,9 @@ class Transformer:
             ids: set[str] = set()
             drop: Reason | None = None
             for payload in deaggregate(data):
-                event = decode_payload(payload, validate_json=self._validate_json)
+                event = decode_payload(
+                    payload, validate_json=self._validate_json, registry=self._registry
+                )
                 if is_test_event(event, self._test_sources):
                     drop = drop or Reason.TEST_EVENT
                     continue
@@ -423,7 +444,7 @@ class Transformer:
         """The row of a one-event record (its ``event_id`` is then counted as seen), or
         the record's ``Dropped`` / ``ProcessingFailed`` result."""
         try:
-            event = decode_payload(data, validate_json=self._validate_json)
+            event = decode_payload(data, validate_json=self._validate_json, registry=self._registry)
             if is_test_event(event, self._test_sources):
                 return TransformResult(
                     record_id=record_id,

@@ -48,53 +48,6 @@ from sluice.config import EventType
 FINANCIAL_TRANSACTION = EventType.FINANCIAL_TRANSACTION.value
 INSURANCE_CLAIM = EventType.INSURANCE_CLAIM.value
 
-#: Columns of each target table, in order (the warehouse row shape).
-COMMON_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "ingested_at",
-    "source",
-    "tenant_id",
-    "metadata",
-)
-FINANCIAL_TRANSACTION_COLUMNS: tuple[str, ...] = (
-    *COMMON_COLUMNS,
-    "transaction_id",
-    "account_id",
-    "amount",
-    "currency",
-    "transaction_type",
-    "channel",
-    "status",
-    "card_number",
-    "merchant_name",
-    "merchant_mcc",
-    "merchant_country",
-)
-INSURANCE_CLAIM_COLUMNS: tuple[str, ...] = (
-    *COMMON_COLUMNS,
-    "claim_id",
-    "policy_id",
-    "policyholder_id",
-    "line_of_business",
-    "loss_date",
-    "reported_at",
-    "claim_amount",
-    "currency",
-    "status",
-    "cause_of_loss",
-    "claimant_national_id",
-    "loss_location_country",
-    "loss_location_region",
-    "loss_location_postal_code",
-)
-COLUMNS: Mapping[str, tuple[str, ...]] = {
-    FINANCIAL_TRANSACTION: FINANCIAL_TRANSACTION_COLUMNS,
-    INSURANCE_CLAIM: INSURANCE_CLAIM_COLUMNS,
-}
-
 TEST_FLAG_VALUES: frozenset[str] = frozenset({"true", "1", "yes"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
         description=(
             "Plays Amazon Data Firehose's part locally: buffers records by size and "
             "interval, invokes the transform Lambda handler with a Firehose-shaped event, "
-            "writes clean/, errors/processing-failed/ and manifests/ to S3 (and, with "
+            "writes clean/ and errors/processing-failed/ to S3 (and, with "
             "--raw-backup, every source record under raw/), and checkpoints the source "
             "only after the writes."
         ),
@@ -152,8 +152,7 @@ def _run(args: argparse.Namespace) -> int:
             f"done: {summary.batches} batches, {summary.records} records -> ok {summary.ok} "
             f"({summary.rows} rows), dropped {summary.dropped}, failed {summary.failed}; "
             f"{len(summary.objects)} clean objects, {len(summary.error_objects)} error objects, "
-            f"{len(summary.raw_objects)} raw objects, "
-            f"{len(summary.manifests)} manifests in {summary.seconds:.1f} s",
+            f"{len(summary.raw_objects)} raw objects in {summary.seconds:.1f} s",
             highlight=False,
         )
     return 0

@@ -18,7 +18,7 @@ One delivery batch, in numbered steps (the order is the guarantee):
    (``Lambda.FunctionError`` ...);
 4. write the ``Ok`` output gzip-compressed under ``clean/`` (one object per source
    partition and partition keys), then the error records under
-   ``errors/processing-failed/``, then one manifest per event type;
+   ``errors/processing-failed/`` (no manifest: Firehose writes none);
 5. only then checkpoint the source (Kafka group commit / Kinesis checkpoint row).
 
 A crash anywhere before step 5 replays the batch on restart: duplicates, never loss.
@@ -48,25 +48,20 @@ from firehose_transforms.models import (
     SourceKind,
     SourceRecord,
 )
-from firehose_transforms.zone import (
-    MANIFEST_CONTENT_TYPE,
+from sluice.config import ZoneSettings
+from sluice.errors import SluiceError
+from sluice.zone import (
     NDJSON_CONTENT_TYPE,
     RAW_CONTENT_TYPE,
     GroupName,
-    ManifestEntry,
     clean_key,
     error_key,
     error_record,
     frame_raw,
     gzip_bytes,
-    manifest_body,
-    manifest_key,
     ndjson,
     raw_key,
-    s3_url,
 )
-from sluice.config import ZoneSettings
-from sluice.errors import SluiceError
 
 logger = logging.getLogger(__name__)
 
@@ -372,7 +367,7 @@ class PlannedObject:
     key: str
     body: bytes
     content_type: str
-    kind: str  # raw | clean | error | manifest
+    kind: str  # raw | clean | error
     rows: int = 0
     event_type: str | None = None
 
@@ -406,7 +401,7 @@ def plan_raw_backup(
     """The source record backup of one batch (pure): one object per source partition,
     ``raw/YYYY/MM/DD/HH/<stem>.gz``, holding every record of that partition in source
     order (Ok, Dropped and ProcessingFailed alike), framed by
-    :func:`~firehose_transforms.zone.frame_raw` and gzip-compressed. ``rows`` is the
+    :func:`~sluice.zone.frame_raw` and gzip-compressed. ``rows`` is the
     number of records."""
     names = partition_names(records, kind=kind, source=source)
     by_partition: dict[str, list[SourceRecord]] = {}
@@ -438,7 +433,10 @@ def plan_batch(
     zone: ZoneSettings,
     lambda_arn: str,
 ) -> list[PlannedObject]:
-    """Every object one batch writes, in write order: clean, errors, manifests (pure)."""
+    """Every object one batch writes, in write order: clean, then errors (pure).
+
+    Like Firehose, the delivery writes no manifest: the loader finds the clean objects
+    through S3 event notifications and its listing sweep."""
     if not outcomes:
         return []
     by_partition: dict[str, list[Outcome]] = {}
@@ -490,34 +488,7 @@ def plan_batch(
                     rows=len(failed),
                 )
             )
-    manifests: list[PlannedObject] = []
-    ranges = [(n.partition, n.first, n.last) for n in names.values()]
-    first_arrival = min(n.first_arrival_ms for n in names.values())
-    for event_type in sorted({c.event_type for c in cleans if c.event_type}):
-        entries = [
-            ManifestEntry(
-                url=s3_url(zone.s3_bucket, c.key), content_length=len(c.body), record_count=c.rows
-            )
-            for c in cleans
-            if c.event_type == event_type
-        ]
-        manifests.append(
-            PlannedObject(
-                key=manifest_key(
-                    zone,
-                    event_type,
-                    kind=kind,
-                    source=source,
-                    first_arrival_ms=first_arrival,
-                    ranges=ranges,
-                ),
-                body=manifest_body(entries),
-                content_type=MANIFEST_CONTENT_TYPE,
-                kind="manifest",
-                event_type=event_type,
-            )
-        )
-    return [*cleans, *errors, *manifests]
+    return [*cleans, *errors]
 
 
 def _position_key(position: str) -> tuple[int, str]:
@@ -727,7 +698,6 @@ class DeliveryRunner:
             rows=sum(p.rows for p in clean),
             objects=tuple(p.key for p in clean),
             error_objects=tuple(p.key for p in planned if p.kind == "error"),
-            manifest=next((p.key for p in planned if p.kind == "manifest"), None),
             invocation_attempts=attempts_total,
             raw_objects=tuple(p.key for p in backups),
         )

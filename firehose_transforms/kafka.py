@@ -14,8 +14,8 @@ from typing import Any
 
 from firehose_transforms.exceptions import DeliveryError
 from firehose_transforms.models import SourceRecord
-from firehose_transforms.zone import kafka_partition_label
 from sluice.config import KafkaSettings
+from sluice.zone import kafka_partition_label
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ class DeliveryMetrics:
         )
         self.objects = Counter(
             "sluice_firehose_objects_written",
-            "S3 objects written by kind (raw, clean, error, manifest).",
+            "S3 objects written by kind (raw, clean, error).",
             ["kind"],
             registry=self.registry,
         )

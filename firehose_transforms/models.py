@@ -166,7 +166,6 @@ class BatchReport:
     rows: int
     objects: tuple[str, ...]
     error_objects: tuple[str, ...]
-    manifest: str | None
     invocation_attempts: int
     raw_objects: tuple[str, ...] = ()
 
@@ -186,7 +185,6 @@ class DeliverySummary:
     rows: int = 0
     objects: list[str] = field(default_factory=list)
     error_objects: list[str] = field(default_factory=list)
-    manifests: list[str] = field(default_factory=list)
     raw_objects: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -200,8 +198,6 @@ class DeliverySummary:
         self.rows += report.rows
         self.objects.extend(report.objects)
         self.error_objects.extend(report.error_objects)
-        if report.manifest:
-            self.manifests.append(report.manifest)
         self.raw_objects.extend(report.raw_objects)
 
     def as_dict(self) -> dict[str, object]:
@@ -218,7 +214,6 @@ class DeliverySummary:
             "rows": self.rows,
             "objects": list(self.objects),
             "error_objects": list(self.error_objects),
-            "manifests": list(self.manifests),
             "raw_objects": list(self.raw_objects),
             "seconds": round(self.seconds, 3),
         }

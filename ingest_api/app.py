@@ -635,6 +635,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Every schema version a client may send must have its registry id: fail here,
+        # naming the versions missing, rather than on the first event of one.
+        service.registry.require()
         holder.get()  # builds the client objects; connections open on first publish
         try:
             yield

@@ -45,8 +45,9 @@ from producers.base import Publisher, build_outgoing_record
 from producers.models import OutgoingRecord, PublishResult
 from schemas import codec, pii, rules
 from schemas.exceptions import CodecError, FieldError, PiiError, ValidationError
+from schemas.registry import SchemaNotRegisteredError, SchemaResolver, default_resolver
 from sluice.config import StreamSettings
-from sluice.errors import SluiceError
+from sluice.errors import RetryableError, SluiceError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -249,6 +250,8 @@ class IngestService:
         metrics: counters to update.
         masker: masks PII of a validated record (``schemas.pii``).
         accepted_log: where newly accepted events are recorded (none when omitted).
+        registry: the schema ids the values are framed with, looked up once per schema
+            version; the process's registry (``SLUICE_SCHEMA_REGISTRY``) when omitted.
         clock: monotonic seconds (idempotency TTL).
         wall_clock: the ``ingested_at`` and ``accepted_at`` stamps (and "now" of the rules).
         window: the plausibility window of ``occurred_at`` (:mod:`schemas.rules`).
@@ -264,11 +267,13 @@ class IngestService:
         masker: Masker,
         *,
         accepted_log: AcceptedLog | None = None,
+        registry: SchemaResolver | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = now_utc,
         window: rules.PlausibilityWindow | None = None,
         store: IdempotencyStore | None = None,
     ) -> None:
+        self.registry = registry if registry is not None else default_resolver()
         self.settings = settings
         self.streams = streams
         self.publishers = publishers
@@ -341,8 +346,18 @@ class IngestService:
             )
         record["ingested_at"] = self._wall_clock()
         try:
-            value = codec.encode(event_type, record, framed=True)
+            value = codec.encode(event_type, record, framed=True, registry=self.registry)
             outgoing = build_outgoing_record(event_type, record, value)
+        except (RetryableError, SchemaNotRegisteredError) as exc:
+            # The server's registry, not the event: answered 503, the client retries.
+            logger.error("event %s: schema id lookup failed: %s", event_id, exc)
+            return EventOutcome(
+                "failed",
+                event_id=event_id,
+                code=exc.code,
+                message="the server cannot look up this event's schema id right now",
+                retryable=True,
+            )
         except (CodecError, SluiceError) as exc:
             logger.warning("event %s could not be encoded: %s", event_id, exc.code)
             return _rejected(

@@ -63,6 +63,30 @@ def register(sub: Any) -> None:
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=_check)
 
+    reg = actions.add_parser(
+        "register",
+        help="register every .avsc version, in order, in the schema registry (idempotent)",
+    )
+    reg.add_argument(
+        "--registry",
+        choices=["glue", "confluent", "catalogue"],
+        help="which registry (default: SLUICE_SCHEMA_REGISTRY)",
+    )
+    reg.add_argument(
+        "--dry-run", action="store_true", help="show what would be registered; change nothing"
+    )
+    reg.add_argument(
+        "--level",
+        type=str.upper,
+        choices=[level.value for level in CompatibilityLevel],
+        default=None,
+        help="compatibility level checked and set on each schema (default: FULL_TRANSITIVE, "
+        "the level the build checks with `sluice schemas check`)",
+    )
+    reg.add_argument("--dir", help="load .avsc files from this directory instead")
+    reg.add_argument("--json", action="store_true", help="print the result as JSON")
+    reg.set_defaults(handler=_register)
+
 
 def _load(args: argparse.Namespace) -> SchemaCatalogue:
     if getattr(args, "dir", None):
@@ -204,3 +228,73 @@ def _print_results(results: list[PairResult], level: CompatibilityLevel, ok: boo
     if not results:
         console.print("nothing to compare (a single version per type, or level NONE)")
     console.print("[green]all compatible[/]" if ok else "[red]incompatible schema versions[/]")
+
+
+def _register(args: argparse.Namespace) -> int:
+    from schemas.registry import (
+        ENFORCED_LEVEL,
+        RegistrationRefusedError,
+        RegistryKind,
+        RegistrySettings,
+        naming_for,
+        register_catalogue,
+        registry_from_settings,
+    )
+
+    cat = _load(args)
+    settings = RegistrySettings()
+    if args.registry:
+        settings = settings.model_copy(update={"schema_registry": RegistryKind(args.registry)})
+    registry = registry_from_settings(settings)
+    level = CompatibilityLevel(args.level) if args.level else ENFORCED_LEVEL
+    try:
+        results = register_catalogue(
+            registry, cat, naming_for(registry.kind), level=level, dry_run=args.dry_run
+        )
+    except RegistrationRefusedError as exc:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "registry": registry.kind.value,
+                        "refused": {
+                            "event_type": exc.event_type,
+                            "version": exc.version,
+                            "reason": exc.reason,
+                        },
+                    }
+                )
+            )
+        else:
+            print(f"refused: {exc}")
+        return EXIT_INCOMPATIBLE
+    rows = [
+        {
+            "event_type": r.event_type,
+            "version": r.version,
+            "name": r.name,
+            "status": r.status.value,
+            "id": None if r.wire_id is None else str(r.wire_id),
+        }
+        for r in results
+    ]
+    if args.json:
+        print(json.dumps({"registry": registry.kind.value, "level": level.value, "results": rows}))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{registry.kind.value} registry ({level.value}){' - dry run' if args.dry_run else ''}"
+    table = Table(title=title)
+    for column in ("event type", "version", "schema / subject", "status", "id"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["event_type"]),
+            str(row["version"]),
+            str(row["name"]),
+            str(row["status"]),
+            str(row["id"] or ""),
+        )
+    Console().print(table)
+    return EXIT_OK

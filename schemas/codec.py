@@ -55,10 +55,19 @@ from schemas.exceptions import (
     UnknownSchemaIdError,
     ValidationError,
 )
+from schemas.framing import (
+    CONFLUENT_HEADER_SIZE,
+    CONFLUENT_MAGIC,
+    WireId,
+    confluent_header,
+    split,
+    wire_id_of,
+)
 from schemas.models import DecodedEvent, SchemaVersion
+from schemas.registry.base import SchemaResolver
 
-MAGIC_BYTE: Final = 0
-HEADER_SIZE: Final = 5
+MAGIC_BYTE: Final = CONFLUENT_MAGIC
+HEADER_SIZE: Final = CONFLUENT_HEADER_SIZE
 CONTENT_TYPE_AVRO: Final = "application/vnd.sluice.avro"
 CONTENT_TYPE_JSON: Final = "application/json"
 
@@ -68,7 +77,6 @@ IDENTIFIER_MAX_LENGTH: Final = 128
 METADATA_MAX_ENTRIES: Final = 64
 METADATA_KEY_MAX_LENGTH: Final = 128
 
-_HEADER = struct.Struct(">bI")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*\Z")
 _MCC = re.compile(r"^[0-9]{4}\Z")
 _UUID = re.compile(
@@ -934,6 +942,17 @@ def _catalogue(catalogue: SchemaCatalogue | None) -> SchemaCatalogue:
     return _SHIPPED[0]()
 
 
+_RESOLVER: list[Callable[[], SchemaResolver]] = []
+
+
+def _default_resolver() -> SchemaResolver:
+    if not _RESOLVER:
+        from schemas.registry import default_resolver
+
+        _RESOLVER.append(default_resolver)
+    return _RESOLVER[0]()
+
+
 # id(catalogue) -> (that catalogue, {(event type, version): schema version}).
 _VERSIONS: dict[int, tuple[SchemaCatalogue, dict[tuple[str, int], SchemaVersion]]] = {}
 
@@ -1025,19 +1044,29 @@ def encode(
     version: int | None = None,
     framed: bool = True,
     catalogue: SchemaCatalogue | None = None,
+    registry: SchemaResolver | None = None,
 ) -> bytes:
     """Avro-encode ``record`` (as :func:`parse_event` returns it).
 
     The writer version is ``version``, else the record's ``schema_version``, else the
     latest; ``version`` and ``schema_version`` must agree when both are given. With
-    ``framed`` (the default) the Confluent wire format header (magic byte 0, 4-byte
-    big-endian schema id) comes first.
+    ``framed`` (the default) the header naming the writer schema comes first: the
+    registry's (``registry``, else the process's registry from
+    ``SLUICE_SCHEMA_REGISTRY``; the Confluent header with the catalogue's fixed id when
+    ``catalogue`` is given), looked up once per schema version.
 
     Raises:
         CodecError: the record does not fit the schema.
         UnknownSchemaError: unknown event type or version.
+        SchemaNotRegisteredError: the registry does not hold that version.
+        RegistryUnavailableError: the registry cannot be asked now (retryable).
     """
-    cat = _catalogue(catalogue)
+    resolver: SchemaResolver | None = None
+    if catalogue is None and framed:
+        resolver = registry if registry is not None else _default_resolver()
+        cat = resolver.catalogue
+    else:
+        cat = registry.catalogue if registry is not None else _catalogue(catalogue)
     record_version = record.get("schema_version")
     if version is not None and record_version is not None and record_version != version:
         raise CodecError(
@@ -1050,18 +1079,22 @@ def encode(
         sv = _versions_of(cat).get((event_type, wanted))
     if sv is None:
         sv = cat.get(str(event_type), wanted if isinstance(wanted, int) else None)
+    header = b""
+    if framed:
+        header = resolver.header(sv) if resolver is not None else confluent_header(sv.schema_id)
+    compress = resolver is not None and resolver.compress
     writer = _writer_for(sv)
     if writer is not None:
-        out = bytearray(_HEADER.pack(MAGIC_BYTE, sv.schema_id)) if framed else bytearray()
+        out = bytearray() if compress else bytearray(header)
         try:
             writer(out, record)
         except (_NotCompiled, *_WRITE_ERRORS):
             pass  # fastavro below writes it, or says precisely what does not fit
         else:
-            return bytes(out)
+            return resolver.frame_body(header, out) if compress and resolver else bytes(out)
     buffer = io.BytesIO()
-    if framed:
-        buffer.write(_HEADER.pack(MAGIC_BYTE, sv.schema_id))
+    if not compress:
+        buffer.write(header)
     payload = dict(record)
     event_id = payload.get("event_id")
     if isinstance(event_id, uuid.UUID):
@@ -1073,6 +1106,8 @@ def encode(
             f"{sv.event_type} v{sv.version}: record does not fit the schema: {exc}",
             code="encode_failed",
         ) from exc
+    if compress and resolver is not None:
+        return resolver.frame_body(header, buffer.getvalue())
     return buffer.getvalue()
 
 
@@ -1346,22 +1381,10 @@ _WRITE_ERRORS: Final = (
 )
 
 
-def schema_id_of(data: bytes | bytearray | memoryview) -> int:
-    """The schema id in a framed value's header (checks the magic byte and length)."""
-    view = memoryview(data)
-    if len(view) < HEADER_SIZE:
-        raise FramingError(
-            f"truncated: {len(view)} byte(s), a framed value has at least a "
-            f"{HEADER_SIZE}-byte header",
-            code="truncated",
-        )
-    if view[0] != MAGIC_BYTE:
-        raise FramingError(
-            f"bad magic byte {view[0]:#04x}: not in the Confluent wire format (expected 0x00)",
-            code="bad_magic_byte",
-        )
-    schema_id: int = _HEADER.unpack_from(view)[1]
-    return schema_id
+def schema_id_of(data: bytes | bytearray | memoryview) -> WireId:
+    """The id in a framed value's header: a Confluent schema id (an int) or a Glue
+    schema version id (a UUID); checks the first byte and the header's length."""
+    return wire_id_of(data)
 
 
 def decode(
@@ -1369,28 +1392,42 @@ def decode(
     *,
     reader_version: int | None = None,
     catalogue: SchemaCatalogue | None = None,
+    registry: SchemaResolver | None = None,
 ) -> DecodedEvent:
-    """Decode a framed value with the writer schema its header names.
+    """Decode a framed value (Confluent or Glue framing) with the writer schema its
+    header names.
+
+    The id in the header is resolved by ``registry``; without one, by the process's
+    registry (``SLUICE_SCHEMA_REGISTRY``, :func:`schemas.registry.default_resolver`),
+    or, when ``catalogue`` is given, by that catalogue's fixed ids.
 
     With ``reader_version``, the record is resolved to that version of the same event
     type (Avro schema resolution: added fields get their defaults, removed ones are
     dropped); its ``schema_version`` field still says what it was written with.
 
     Raises:
-        FramingError: too short for a header, or a magic byte other than 0.
-        UnknownSchemaIdError: the id is not in the catalogue.
+        FramingError: too short for a header, or a first byte other than 0 or 3.
+        UnknownSchemaIdError: the registry has no such id, or its schema is not in the
+            catalogue.
+        RegistryUnavailableError: the registry cannot be asked now (retryable).
         CodecError: the body is truncated or does not match the schema.
     """
-    cat = _catalogue(catalogue)
-    schema_id = schema_id_of(data)
-    try:
-        writer = cat.by_id(schema_id)
-    except SchemaError as exc:
-        raise UnknownSchemaIdError(f"unknown schema id {schema_id}") from exc
+    wire_id, body = split(data)
+    if registry is None and catalogue is not None:
+        if not isinstance(wire_id, int):
+            raise UnknownSchemaIdError(f"Glue schema version {wire_id} without a registry")
+        try:
+            writer = catalogue.by_id(wire_id)
+        except SchemaError as exc:
+            raise UnknownSchemaIdError(f"unknown schema id {wire_id}") from exc
+        cat = catalogue
+    else:
+        resolver = registry if registry is not None else _default_resolver()
+        writer = resolver.writer(wire_id)
+        cat = resolver.catalogue
     reader = writer if reader_version is None else cat.get(writer.event_type, reader_version)
-    body = data[HEADER_SIZE:] if isinstance(data, bytes) else bytes(memoryview(data)[HEADER_SIZE:])
     record = _read(body, writer, reader)
-    return DecodedEvent(writer.event_type, reader.version, schema_id, record)
+    return DecodedEvent(writer.event_type, reader.version, writer.schema_id, record, wire_id)
 
 
 def decode_value(
@@ -1399,8 +1436,9 @@ def decode_value(
     content_type: str | None = None,
     event_type: str | None = None,
     catalogue: SchemaCatalogue | None = None,
+    registry: SchemaResolver | None = None,
 ) -> DecodedEvent:
-    """Decode a stream record's value, framed Avro or JSON.
+    """Decode a stream record's value, framed Avro (either framing) or JSON.
 
     ``content_type`` is the record's ``content-type`` header/attribute when it has
     one: ``application/json`` selects the JSON path, anything else (or nothing) the
@@ -1421,7 +1459,7 @@ def decode_value(
         else len(view) > 0 and view[0] == 0x7B
     )
     if not is_json:
-        return decode(view, catalogue=catalogue)
+        return decode(view, catalogue=catalogue, registry=registry)
     cat = _catalogue(catalogue)
     try:
         body = json.loads(bytes(view))

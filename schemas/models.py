@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from sluice.config import EventType
 
@@ -68,9 +69,12 @@ class DecodedEvent:
         event_type: the event type of the schema the data was written with.
         version: the version ``record`` is presented in (the reader version when one
             was asked for, the writer version otherwise).
-        schema_id: the schema id the data was written with (from the frame header).
+        schema_id: the catalogue's fixed id of the writer version (1001, ...), whatever
+            registry framed the value.
         record: the Avro-ready dict (the same shape :func:`schemas.codec.parse_event`
             returns).
+        wire_id: the id the frame header carried (a registry's schema id or Glue
+            schema version UUID); None for JSON values.
 
     For the contract's ``event_type, version, record = decode(data)`` it also unpacks
     as that triple.
@@ -80,6 +84,7 @@ class DecodedEvent:
     version: int
     schema_id: int
     record: dict[str, Any]
+    wire_id: int | UUID | None = field(default=None, compare=False)
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.event_type, self.version, self.record))

@@ -6,7 +6,7 @@
 3. read the Kafka topic and the Kinesis stream back and check every accepted event is
    there, with its PII masked;
 4. run the Firehose-faithful delivery from both backends into the S3 zone;
-5. load the S3 zone into the warehouse;
+5. load the S3 zone into the warehouse (S3 notifications through SQS, then a sweep);
 6. run a warehouse consumer group over both backends and show its lag falling to zero
    (the same events reach the warehouse a second way; MERGE keeps them once);
 7. reconcile every stage for this run's events: zero missing, zero duplicated.
@@ -358,15 +358,18 @@ def _load(console: Any) -> None:
     from warehouse.cli import build_loader
     from warehouse.config import WarehouseSettings
 
-    loader = build_loader(WarehouseSettings())
+    # As on AWS: the S3 notifications queued by the bucket, then the sweep (with no
+    # grace age here: the demo waits for nothing it wrote a moment ago).
+    loader = build_loader(WarehouseSettings(), grace=0.0)
     try:
-        with console.status("loading manifests into the warehouse"):
+        with console.status("loading the notified clean objects into the warehouse"):
             summary = loader.run_once()
     finally:
         loader.close()
     totals = summary.totals()
     console.print(
-        f"{summary.manifests_seen} manifests seen, {totals['loads']} loaded now: "
+        f"{summary.messages} notifications, {summary.files_seen} clean objects, "
+        f"{totals['loads']} loads now: "
         f"{totals['files']} files, {totals['staged']} rows staged, "
         f"{totals['inserted']} inserted, {totals['updated']} updated, "
         f"{totals['rejected']} quarantined"

@@ -54,6 +54,18 @@ class ConfigurationError(FatalError):
     default_code: ClassVar[str] = "configuration_error"
 
 
+class ManifestError(FatalError):
+    """A manifest or zone object is not what the S3 zone contract says, or is missing."""
+
+    default_code: ClassVar[str] = "manifest_invalid"
+
+
+class ZoneReadError(RetryableError):
+    """Reading or writing the S3 zone failed for a transient reason."""
+
+    default_code: ClassVar[str] = "zone_read_failed"
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True when ``exc`` is a Sluice error of the retryable kind."""
     return isinstance(exc, SluiceError) and exc.retryable

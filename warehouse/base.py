@@ -26,6 +26,7 @@ Invariants every implementation keeps:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -97,8 +98,27 @@ class WarehouseBatch(Protocol):
         """Write rejected rows to the quarantine table (already done by the stage calls)."""
         ...
 
+    def lock(self, tables: Iterable[TargetTable], *, audit: bool = False) -> None:
+        """Take the writers' lock on these targets until the transaction ends (and with
+        ``audit`` on the load audit: a loader's transaction reads and writes it).
+
+        Every write to a target's staging takes it first (``stage*`` lock the table
+        they stage into), so writers of one target run one after the other: each MERGE
+        sees what the previous one committed, whatever key constraints the warehouse
+        enforces. Lock every table you will touch up front, in one call.
+        """
+        ...
+
+    def loaded_files(self, urls: Sequence[str]) -> set[str]:
+        """Those of ``urls`` a committed load took, as this transaction sees them."""
+        ...
+
     def merge(self, tables: Iterable[TargetTable] | None = None) -> list[MergeResult]:
-        """MERGE staging into the targets (all tables staged so far by default), empty staging."""
+        """MERGE staging into the targets (all tables staged so far by default), empty staging.
+
+        A staged row whose ``event_id`` belongs to another tenant is quarantined
+        (reason ``tenant_conflict``), never merged; a merge never changes a ``tenant_id``.
+        """
         ...
 
     def record(self, audits: Sequence[FileAudit]) -> None:
@@ -161,6 +181,18 @@ class Warehouse(Protocol):
         """The job row of ``load_id``."""
         ...
 
+    def renew_lease(self, load_id: str, attempt: int) -> bool:
+        """Extend a running attempt's lease; ``False`` when it is no longer running."""
+        ...
+
+    def jobs(self, states: Sequence[LoadState]) -> list[LoadRecord]:
+        """Job rows in any of ``states``, oldest change first."""
+        ...
+
+    def job_states(self, load_ids: Iterable[str]) -> dict[str, LoadState]:
+        """The state of each existing job among ``load_ids``."""
+        ...
+
     def loaded_files(self, urls: Iterable[str]) -> set[str]:
         """Those of ``urls`` that a completed load already loaded."""
         ...
@@ -169,6 +201,10 @@ class Warehouse(Protocol):
         self, table: TargetTable, start: datetime | None = None, end: datetime | None = None
     ) -> list[str]:
         """Event ids in ``table`` with ``start <= occurred_at < end`` (for reconcile)."""
+        ...
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Quarantined rows per reason code (the reason's text before the first colon)."""
         ...
 
     def count(self, relation: str) -> int:
@@ -190,6 +226,26 @@ def batch(warehouse: Warehouse) -> Iterator[WarehouseBatch]:
         b.rollback()
         raise
     b.commit()
+
+
+TENANT_CONFLICT = "tenant_conflict"
+
+
+def tenant_conflict(table: TargetTable, row: Mapping[str, Any]) -> RejectedRow:
+    """The quarantine entry of a row whose ``event_id`` belongs to another tenant (pure).
+
+    ``raw`` is the whole row as JSON, so nothing of it is lost.
+    """
+    return RejectedRow(
+        source=f"merge:{table.value}",
+        line_no=0,
+        reason=(
+            f"{TENANT_CONFLICT}: event_id {row.get('event_id')} belongs to another tenant "
+            f"than tenant_id {row.get('tenant_id')}"
+        ),
+        raw=json.dumps(row, default=str, sort_keys=True),
+        table=table,
+    )
 
 
 class BatchMixin:

@@ -25,16 +25,28 @@ def register(subparsers: Any) -> None:
     init.add_argument("--json", action="store_true", help="print the result as JSON")
     init.set_defaults(handler=cmd_init)
 
-    load = subparsers.add_parser("load", help="load S3 zone manifests into the warehouse")
+    load = subparsers.add_parser("load", help="load the S3 zone's clean objects into the warehouse")
     load.add_argument(
         "--manifest", action="append", default=[], help="load only this s3:// manifest"
     )
-    load.add_argument("--follow", action="store_true", help="keep loading new manifests")
-    load.add_argument("--interval", type=float, help="seconds between passes with --follow")
     load.add_argument(
-        "--orphans",
+        "--follow",
         action="store_true",
-        help="also load clean files no manifest names (after a grace age)",
+        help="keep loading as S3 notifications arrive (SQS), with a periodic sweep",
+    )
+    load.add_argument("--interval", type=float, help="seconds per pass with --follow")
+    load.add_argument(
+        "--no-sweep",
+        action="store_true",
+        help="do not list the clean prefix for objects no notification announced",
+    )
+    load.add_argument(
+        "--grace",
+        type=float,
+        help="sweep: load objects older than this many seconds (default: settings)",
+    )
+    load.add_argument(
+        "--status", action="store_true", help="show running, stuck and failed load jobs"
     )
     load.add_argument(
         "--workers", type=int, help="processes validating files in parallel (default: settings)"
@@ -102,34 +114,43 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_loader(settings: Any, workers: int | None = None) -> Any:
-    """A loader on the configured warehouse and the S3 zone."""
+def build_loader(settings: Any, workers: int | None = None, grace: float | None = None) -> Any:
+    """A loader on the configured warehouse, the S3 zone and its notification queue."""
     from dataclasses import replace
 
     from sluice.config import AwsSettings, ZoneSettings
+    from sluice.zonestore import S3Zone
     from warehouse.factory import create_warehouse
     from warehouse.loader import Loader, LoaderOptions
-    from warehouse.zone import S3Zone
+    from warehouse.queue import SqsQueue
 
+    aws = AwsSettings()
     options = LoaderOptions.from_settings(settings)
     if workers:
         options = replace(options, workers=workers)
+    if grace is not None:
+        options = replace(options, sweep_grace=grace)
+    queue_url = settings.warehouse_load_queue_url
     return Loader(
         create_warehouse(settings),
-        S3Zone(aws=AwsSettings()),
+        S3Zone(aws=aws),
         zone_settings=ZoneSettings(),
         options=options,
+        queue=SqsQueue(queue_url, aws=aws) if queue_url else None,
+        lease_warehouse=lambda: create_warehouse(settings),
     )
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    """``sluice load``: one pass (or ``--follow``) over the zone's manifests."""
+    """``sluice load``: one pass (or ``--follow``) over notifications and the zone."""
     from rich.console import Console
 
     from warehouse.loader import RunSummary
 
     settings = _settings()
-    loader = build_loader(settings, args.workers)
+    if args.status:
+        return _status(settings, args.json)
+    loader = build_loader(settings, args.workers, args.grace)
     console = Console(stderr=args.json)
     metrics = None
     if args.metrics_port is not None:
@@ -147,6 +168,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     def stop(*_: Any) -> None:
         stopping["flag"] = True
 
+    sweep = False if args.no_sweep else None
     problems = False
     try:
         if args.manifest:
@@ -160,23 +182,61 @@ def cmd_load(args: argparse.Namespace) -> int:
             problems = _report(summary, args.json, console)
         elif args.follow:
             signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
             interval = args.interval or settings.warehouse_follow_interval
+            source = settings.warehouse_load_queue_url or "no queue"
             console.print(
-                f"following s3://{loader.zs.s3_bucket}/{loader.zs.s3_manifest_prefix} "
-                f"every {interval}s"
+                f"following {source} and s3://{loader.zs.s3_bucket}/{loader.zs.s3_clean_prefix} "
+                f"(interval {interval}s, sweep {'off' if args.no_sweep else 'on'})"
             )
-            for summary in loader.follow(interval=interval, stop=lambda: stopping["flag"]):
+            for summary in loader.follow(
+                interval=interval, stop=lambda: stopping["flag"], sweep=sweep
+            ):
                 count(summary)
                 if summary.outcomes:
                     problems = _report(summary, args.json, console) or problems
         else:
-            with console.status("loading manifests"):
-                summary = loader.run_once(include_orphans=args.orphans)
+            with console.status("loading"):
+                summary = loader.run_once(sweep=sweep)
             count(summary)
             problems = _report(summary, args.json, console)
     finally:
         loader.close()
     return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+def _status(settings: Any, as_json: bool) -> int:
+    """``sluice load --status``: running, stuck and failed jobs; exit 1 when any is stuck
+    or failed."""
+    from warehouse.factory import create_warehouse
+    from warehouse.leases import job_status
+
+    wh = create_warehouse(settings)
+    try:
+        rows = job_status(wh, lease_seconds=settings.warehouse_load_lease_seconds)
+    finally:
+        wh.close()
+    if as_json:
+        print(json.dumps({"jobs": rows}))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"load jobs ({len(rows)} not completed)")
+        for col in ("status", "load", "table", "state", "try", "lease expires", "error"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                str(r["status"]),
+                str(r["load_id"]),
+                str(r["table"]),
+                str(r["state"]),
+                str(r["attempts"]),
+                str(r["lease_expires_at"] or ""),
+                str(r["last_error"] or "")[:80],
+            )
+        Console().print(table)
+    return EXIT_PROBLEMS if any(r["status"] in ("stuck", "failed") for r in rows) else EXIT_OK
 
 
 def _report(summary: Any, as_json: bool, console: Any) -> bool:
@@ -190,7 +250,10 @@ def _report(summary: Any, as_json: bool, console: Any) -> bool:
         return bool(summary.failed)
     from rich.table import Table
 
-    table = Table(title=f"loads ({summary.manifests_seen} manifests seen)")
+    table = Table(
+        title=f"loads ({summary.files_seen} files, {summary.manifests_seen} manifests, "
+        f"{summary.messages} messages)"
+    )
     for col in (
         "manifest",
         "state",

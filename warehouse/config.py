@@ -66,9 +66,10 @@ class WarehouseSettings(SluiceSettings):
         default=5, ge=1, description="Attempts of one load job before it is marked failed."
     )
     warehouse_load_lease_seconds: float = Field(
-        default=900.0,
+        default=15.0,
         ge=0,
-        description="A job left 'running' longer than this (a crashed loader) is retried.",
+        description="Lease of a running load job; the loader renews it every third of it, "
+        "so a job not renewed for this long (its loader died) is taken over.",
     )
     warehouse_load_workers: Annotated[int, Field(ge=1, le=32)] | Literal["auto"] = Field(
         default="auto",
@@ -77,7 +78,26 @@ class WarehouseSettings(SluiceSettings):
         "CPU up to 4, and 1 on Lambda, which has no /dev/shm).",
     )
     warehouse_follow_interval: float = Field(
-        default=5.0, gt=0, description="Seconds between passes of `sluice load --follow`."
+        default=5.0,
+        gt=0,
+        description="Seconds `sluice load --follow` long-polls the queue per pass (or "
+        "sleeps between passes without a queue).",
+    )
+    warehouse_load_queue_url: str | None = Field(
+        default=None,
+        description="SQS queue receiving the S3 ObjectCreated notifications of the clean "
+        "prefix (`sluice load` reads it; unset: the listing sweep alone finds new files).",
+    )
+    warehouse_sweep_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between listing sweeps of the clean prefix in `sluice load "
+        "--follow` (0 turns the sweep off).",
+    )
+    warehouse_sweep_grace_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="A clean object older than this that no load took is loaded by the sweep.",
     )
 
     @field_validator("warehouse_schema")

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sluice.errors import FatalError, RetryableError
+from sluice.errors import FatalError, ManifestError, RetryableError, ZoneReadError
+
+__all__ = [
+    "BadEventError",
+    "BatchClosedError",
+    "ManifestError",
+    "UnsupportedOperationError",
+    "WarehouseConflictError",
+    "WarehouseDataError",
+    "WarehouseSchemaError",
+    "WarehouseUnavailableError",
+    "ZoneReadError",
+]
 
 
 class WarehouseUnavailableError(RetryableError):
@@ -31,16 +43,10 @@ class WarehouseSchemaError(FatalError):
     default_code: ClassVar[str] = "warehouse_schema_error"
 
 
-class ManifestError(FatalError):
-    """A manifest is not valid Redshift manifest JSON, or names a file that is missing."""
+class BadEventError(FatalError):
+    """A Lambda event is not of the shape the handler is wired for (an SQS event)."""
 
-    default_code: ClassVar[str] = "manifest_invalid"
-
-
-class ZoneReadError(RetryableError):
-    """Reading a file or manifest from the S3 zone failed for a transient reason."""
-
-    default_code: ClassVar[str] = "zone_read_failed"
+    default_code: ClassVar[str] = "bad_event"
 
 
 class BatchClosedError(FatalError):

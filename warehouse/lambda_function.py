@@ -1,52 +1,44 @@
-"""Lambda handler for S3 event notifications on the zone's manifest prefix.
+"""Lambda handler of the loader: SQS messages carrying S3 notifications of clean objects.
 
-Each ``ObjectCreated`` record naming a ``.manifest`` under the manifest prefix is
-loaded (see :mod:`warehouse.loader`); other keys are reported as skipped. When a load
-ends in ``retry`` the handler raises after processing every record, so Lambda's own
-retry of the asynchronous invocation runs it again (completed loads are no-ops then).
+The bucket sends ``ObjectCreated`` notifications of the clean prefix to an SQS queue;
+an event source mapping with ``ReportBatchItemFailures`` invokes this handler with up
+to a batch of messages. The handler loads the clean objects they name (see
+:meth:`warehouse.loader.Loader.handle_messages`) and answers the partial batch
+response ``{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}``: the
+messages whose files are not all loaded (or that are no S3 event) come back after the
+queue's visibility timeout, and after its maximum receive count go to its dead-letter
+queue. Loaded files are never loaded twice (the load audit), so a redelivered message
+is harmless.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import unquote_plus
 
-from sluice.config import ZoneSettings
-from warehouse.exceptions import WarehouseUnavailableError
+from sluice.config import AwsSettings, ZoneSettings
+from sluice.zonestore import S3Zone
+from warehouse.exceptions import BadEventError
 from warehouse.loader import Loader, LoaderOptions
-from warehouse.models import LoadState
-from warehouse.zone import MANIFEST_SUFFIX, S3Zone, s3_url
+from warehouse.queue import QueueMessage
 
 log = logging.getLogger(__name__)
 
 _LOADER: Loader | None = None
 
 
-def manifest_urls_from_event(
-    event: dict[str, Any], manifest_prefix: str
-) -> tuple[list[str], list[str]]:
-    """``(manifests to load, other object URLs)`` named by an S3 notification event."""
-    wanted: list[str] = []
-    other: list[str] = []
+def messages_from_event(event: dict[str, Any]) -> list[QueueMessage]:
+    """The SQS messages of a Lambda SQS event (``Records[].messageId/receiptHandle/body``)."""
+    out: list[QueueMessage] = []
     for record in event.get("Records", []):
-        s3 = record.get("s3", {})
-        bucket = s3.get("bucket", {}).get("name")
-        key = s3.get("object", {}).get("key")
-        if not bucket or not key:
-            continue
-        key = unquote_plus(key)
-        url = s3_url(bucket, key)
-        name = str(record.get("eventName", "ObjectCreated:Put"))
-        if (
-            name.startswith("ObjectCreated")
-            and key.startswith(manifest_prefix)
-            and key.endswith(MANIFEST_SUFFIX)
-        ):
-            wanted.append(url)
-        else:
-            other.append(url)
-    return list(dict.fromkeys(wanted)), other
+        if not isinstance(record, dict) or record.get("eventSource") != "aws:sqs":
+            raise BadEventError("not an SQS event record (eventSource is not aws:sqs)")
+        out.append(
+            QueueMessage(
+                str(record["messageId"]), str(record.get("receiptHandle", "")), record["body"]
+            )
+        )
+    return out
 
 
 def _default_loader() -> Loader:
@@ -58,40 +50,31 @@ def _default_loader() -> Loader:
         settings = WarehouseSettings()
         _LOADER = Loader(
             create_warehouse(settings),
-            S3Zone(),
+            S3Zone(aws=AwsSettings()),
             zone_settings=ZoneSettings(),
             options=LoaderOptions.from_settings(settings),
+            lease_warehouse=lambda: create_warehouse(settings),
         )
     return _LOADER
 
 
 def handle_event(event: dict[str, Any], *, loader: Loader | None = None) -> dict[str, Any]:
-    """Load the manifests an S3 event names; returns a JSON-safe report."""
+    """Load what an SQS event's messages name; the partial batch response."""
     loader = loader or _default_loader()
-    urls, other = manifest_urls_from_event(event, loader.zs.s3_manifest_prefix)
-    outcomes = []
-    for url in urls:
-        outcome = loader.load_manifest(url)
-        outcomes.append(
-            outcome.as_dict()
-            if outcome
-            else {"manifest_url": url, "state": "already-loaded-or-running"}
-        )
-    report = {"loads": outcomes, "skipped": other}
-    pending = [o for o in outcomes if o.get("state") == LoadState.RETRY.value]
-    if pending:
-        raise WarehouseUnavailableError(
-            f"{len(pending)} load(s) must be retried: "
-            + "; ".join(str(o.get("error")) for o in pending),
-            code="load_retry",
-        )
-    return report
+    messages = messages_from_event(event)
+    result = loader.handle_messages(messages)
+    totals = result.summary.totals()
+    log.info(
+        "%d message(s): %d load(s), %d file(s), %d row(s) inserted; %d message(s) to retry",
+        len(messages),
+        totals["loads"],
+        totals["files"],
+        totals["inserted"],
+        len(result.failed),
+    )
+    return {"batchItemFailures": [{"itemIdentifier": m.message_id} for m in result.failed]}
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """AWS Lambda entry point (``warehouse.lambda_function.lambda_handler``)."""
-    report = handle_event(event)
-    log.info(
-        "loaded %d manifest(s), skipped %d object(s)", len(report["loads"]), len(report["skipped"])
-    )
-    return report
+    return handle_event(event)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from warehouse.base import BatchMixin, claimable
+from warehouse.base import BatchMixin, claimable, tenant_conflict
 from warehouse.exceptions import BatchClosedError, UnsupportedOperationError
 from warehouse.models import (
     FileAudit,
@@ -127,6 +127,25 @@ class MemoryWarehouse(BatchMixin):
         """The job of ``load_id``."""
         return self.state.jobs.get(load_id)
 
+    def renew_lease(self, load_id: str, attempt: int) -> bool:
+        """Extend a running attempt's lease."""
+        with self._lock:
+            rec = self.state.jobs.get(load_id)
+            if rec is None or rec.state is not LoadState.RUNNING or rec.attempts != attempt:
+                return False
+            self.state.jobs[load_id] = _replace(rec, updated_at=self.now())
+            return True
+
+    def jobs(self, states: Sequence[LoadState]) -> list[LoadRecord]:
+        """Jobs in any of ``states``, oldest change first."""
+        floor = datetime.min.replace(tzinfo=UTC)
+        found = [r for r in self.state.jobs.values() if r.state in states]
+        return sorted(found, key=lambda r: r.updated_at or floor)
+
+    def job_states(self, load_ids: Iterable[str]) -> dict[str, LoadState]:
+        """The state of each existing job among ``load_ids``."""
+        return {i: self.state.jobs[i].state for i in load_ids if i in self.state.jobs}
+
     def loaded_files(self, urls: Iterable[str]) -> set[str]:
         """Files of completed loads."""
         done = {a.file_url for a in self.state.audit if a.outcome is LoadState.COMPLETED}
@@ -146,6 +165,14 @@ class MemoryWarehouse(BatchMixin):
     def rows(self, table: TargetTable) -> dict[str, dict[str, Any]]:
         """The committed rows of a target by event id (tests)."""
         return self.state.targets[table]
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Quarantined rows per reason code."""
+        out: dict[str, int] = {}
+        for r in self.state.quarantine:
+            code = r.reason.split(":", 1)[0]
+            out[code] = out.get(code, 0) + 1
+        return out
 
     def count(self, relation: str) -> int:
         """Row count of one of the tables."""
@@ -174,6 +201,15 @@ class MemoryBatch:
         self._staged: dict[TargetTable, list[dict[str, Any]]] = {}
         self._closed = False
         self.load_id: str | None = None
+
+    def lock(self, tables: Iterable[TargetTable], *, audit: bool = False) -> None:
+        """Nothing to take: a memory transaction works on its own copy."""
+        self._check("lock")
+
+    def loaded_files(self, urls: Sequence[str]) -> set[str]:
+        """Files of completed loads, as this transaction sees them."""
+        done = {a.file_url for a in self._state.audit if a.outcome is LoadState.COMPLETED}
+        return {u for u in urls if u in done}
 
     def _check(self, step: str) -> None:
         if self._closed:
@@ -227,22 +263,29 @@ class MemoryBatch:
         results = []
         for table in list(tables) if tables is not None else list(self._staged):
             staged = self._staged.pop(table, [])
-            best: dict[str, dict[str, Any]] = {}
-            for row in staged:
-                cur = best.get(row["event_id"])
-                if cur is None or _version(row) > _version(cur):
-                    best[row["event_id"]] = row
+            best: dict[tuple[str, str], dict[str, Any]]
             target = self._state.targets[table]
-            inserted = updated = 0
-            for eid, row in best.items():
+            owners = _owners(staged, target)
+            best = {}
+            for row in staged:
+                key = (row["event_id"], row["tenant_id"])
+                cur = best.get(key)
+                if cur is None or _version(row) > _version(cur):
+                    best[key] = row
+            inserted = updated = conflicts = 0
+            for (eid, tenant), row in sorted(best.items()):
                 existing = target.get(eid)
-                if existing is None:
+                if tenant != owners[eid]:
+                    self._state.quarantine.append(tenant_conflict(table, row))
+                    conflicts += 1
+                elif existing is None:
                     target[eid] = row
                     inserted += 1
                 elif _parse_ts(row["occurred_at"]) > _parse_ts(existing["occurred_at"]):
-                    target[eid] = row
+                    target[eid] = {**row, "tenant_id": existing["tenant_id"]}
                     updated += 1
-            results.append(MergeResult(table, len(staged), len(best), inserted, updated))
+            distinct = len({row["event_id"] for row in staged})
+            results.append(MergeResult(table, len(staged), distinct, inserted, updated, conflicts))
         return results
 
     def record(self, audits: Sequence[FileAudit]) -> None:
@@ -294,6 +337,30 @@ def _version(row: Mapping[str, Any]) -> tuple[datetime, datetime]:
     ingested = row.get("ingested_at")
     floor = datetime.min.replace(tzinfo=UTC)
     return (_parse_ts(row["occurred_at"]), _parse_ts(ingested) if ingested else floor)
+
+
+def _owners(
+    staged: Sequence[Mapping[str, Any]], target: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
+    """The tenant owning each staged event id: the target row's, else the tenant of the
+    staged row ingested first (then earliest ``occurred_at``, then smallest tenant)."""
+    ceiling = datetime.max.replace(tzinfo=UTC)
+    owners: dict[str, str] = {}
+    firsts: dict[str, tuple[datetime, datetime, str]] = {}
+    for row in staged:
+        eid = row["event_id"]
+        ingested = row.get("ingested_at")
+        rank = (
+            _parse_ts(ingested) if ingested else ceiling,
+            _parse_ts(row["occurred_at"]),
+            str(row["tenant_id"]),
+        )
+        if eid not in firsts or rank < firsts[eid]:
+            firsts[eid] = rank
+    for eid, rank in firsts.items():
+        existing = target.get(eid)
+        owners[eid] = str(existing["tenant_id"]) if existing is not None else rank[2]
+    return owners
 
 
 def _replace(rec: LoadRecord, **changes: Any) -> LoadRecord:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-ROW_OUTCOMES = ("staged", "rejected", "inserted", "updated")
+ROW_OUTCOMES = ("staged", "rejected", "inserted", "updated", "tenant_conflicts")
 
 
 class LoaderMetrics:

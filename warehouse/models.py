@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from sluice.config import EventType
+from sluice.zone import Manifest as Manifest  # the zone's own, re-exported
+from sluice.zone import ManifestEntry as ManifestEntry
 
 
 class TargetTable(StrEnum):
@@ -95,29 +97,6 @@ class LoadState(StrEnum):
         return self in (LoadState.COMPLETED, LoadState.FAILED)
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestEntry:
-    """One ``entries[]`` item of a Redshift manifest."""
-
-    url: str
-    mandatory: bool = True
-    content_length: int | None = None
-    record_count: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """A Redshift manifest: the files one load job stages together."""
-
-    entries: tuple[ManifestEntry, ...]
-    url: str | None = None
-
-    @property
-    def file_urls(self) -> tuple[str, ...]:
-        """The ``s3://`` URLs of the entries, in manifest order."""
-        return tuple(e.url for e in self.entries)
-
-
 def load_id_for(manifest_url: str) -> str:
     """The stable id of the job loading ``manifest_url`` (the same across retries)."""
     return "ld-" + hashlib.sha256(manifest_url.encode()).hexdigest()[:24]
@@ -179,11 +158,13 @@ class MergeResult:
     distinct: int
     inserted: int
     updated: int
+    tenant_conflicts: int = 0
+    """Staged rows quarantined because their ``event_id`` belongs to another tenant."""
 
     @property
     def unchanged(self) -> int:
-        """Distinct staged events that changed nothing."""
-        return self.distinct - self.inserted - self.updated
+        """Distinct staged events that changed nothing (tenant conflicts not counted)."""
+        return max(self.distinct - self.inserted - self.updated - self.tenant_conflicts, 0)
 
     @property
     def duplicates(self) -> int:
@@ -257,6 +238,7 @@ class LoadOutcome:
             "updated": self.merge.updated if self.merge else 0,
             "unchanged": self.merge.unchanged if self.merge else 0,
             "duplicates": self.merge.duplicates if self.merge else 0,
+            "tenant_conflicts": self.merge.tenant_conflicts if self.merge else 0,
             "error": self.error,
             "rejected": [
                 {"source": r.source, "line": r.line_no, "reason": r.reason} for r in self.rejected

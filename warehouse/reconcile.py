@@ -15,6 +15,11 @@ the warehouse, with its reason: that is accounted for, not missing):
 - ``s3``: on the stream but neither in ``s3_clean`` nor in ``s3_errors``;
 - ``warehouse``: in ``s3_clean`` but not in the warehouse.
 
+Events in clean files that a load job holds right now (running under its lease, or
+taken over, ready or waiting for a retry) are *withheld*, not missing: the report names
+the job and its lease expiry. Rows the warehouse quarantined are counted per reason
+(``tenant_conflict`` included).
+
 The window is on ``occurred_at`` (``start <= occurred_at < end``), the one timestamp
 every stage carries. When no accepted-events source is given, the stream stands for
 it: the API answers 202 only after the broker acknowledged the write.
@@ -36,9 +41,10 @@ from typing import Any
 
 from sluice.config import AwsSettings, KafkaSettings, ZoneSettings
 from sluice.errors import SluiceError
+from sluice.zone import gunzip
+from sluice.zonestore import Zone
 from warehouse.base import Warehouse
 from warehouse.models import TargetTable
-from warehouse.zone import Zone, gunzip
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,19 @@ class Sighting:
 
 
 StageSource = Callable[[Window], "list[Sighting] | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Events of clean files a load job has not committed yet: withheld, not lost."""
+
+    load_id: str
+    status: str
+    lease_expires_at: str | None
+    event_ids: frozenset[str]
+
+
+HoldSource = Callable[[], "list[Hold]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +132,10 @@ class ReconcileReport:
     window: Window
     stages: tuple[StageCount, ...]
     lost: tuple[str, ...] = field(default=())
+    withheld: tuple[tuple[str, Hold], ...] = field(default=())
+    """``(event_id, the job holding it)``: in the zone, behind a load not committed yet."""
+    quarantined: Mapping[str, int] = field(default_factory=dict)
+    """Rows the warehouse quarantined, per reason code."""
 
     def stage(self, name: str) -> StageCount:
         """The counts of ``name``."""
@@ -136,6 +159,16 @@ class ReconcileReport:
             },
             "ok": self.ok,
             "lost": list(self.lost),
+            "withheld": [
+                {
+                    "event_id": eid,
+                    "load_id": hold.load_id,
+                    "status": hold.status,
+                    "lease_expires_at": hold.lease_expires_at,
+                }
+                for eid, hold in self.withheld
+            ],
+            "quarantined": dict(self.quarantined),
             "stages": [s.as_dict() for s in self.stages],
         }
 
@@ -144,8 +177,14 @@ def _ids(sightings: Sequence[Sighting] | None) -> Counter[str]:
     return Counter(s.event_id for s in sightings or () if s.event_id is not None)
 
 
-def reconcile(window: Window, seen: Mapping[str, Sequence[Sighting] | None]) -> ReconcileReport:
-    """Compare stages (pure). ``seen[stage]`` is ``None`` for a stage that was not read."""
+def reconcile(
+    window: Window,
+    seen: Mapping[str, Sequence[Sighting] | None],
+    holds: Sequence[Hold] = (),
+    quarantined: Mapping[str, int] | None = None,
+) -> ReconcileReport:
+    """Compare stages (pure). ``seen[stage]`` is ``None`` for a stage that was not read;
+    events in ``holds`` that the warehouse lacks are withheld, not missing or lost."""
     inside = {
         name: None if s is None else [x for x in s if window.contains(x.occurred_at)]
         for name, s in seen.items()
@@ -200,7 +239,36 @@ def reconcile(window: Window, seen: Mapping[str, Sequence[Sighting] | None]) -> 
     lost: set[str] = set()
     if end_avail:
         lost = set(expected) - set(counts["warehouse"]) - set(counts["s3_errors"]) - dropped
-    return ReconcileReport(window, tuple(stages), tuple(sorted(lost)))
+    held = {eid: hold for hold in holds for eid in hold.event_ids}
+    withheld = sorted(
+        (eid, held[eid])
+        for eid in (set(missing["warehouse"]) | lost) & set(held)
+        if eid not in counts["warehouse"]
+    )
+    gone = {eid for eid, _ in withheld}
+    stages = [
+        s
+        if s.stage != "warehouse"
+        else StageCount(
+            stage=s.stage,
+            available=s.available,
+            total=s.total,
+            distinct=s.distinct,
+            unidentified=s.unidentified,
+            test_events=s.test_events,
+            duplicates=s.duplicates,
+            missing=tuple(e for e in s.missing if e not in gone),
+            difference=s.difference,
+        )
+        for s in stages
+    ]
+    return ReconcileReport(
+        window,
+        tuple(stages),
+        tuple(sorted(lost - gone)),
+        tuple((eid, hold) for eid, hold in withheld),
+        dict(quarantined or {}),
+    )
 
 
 # --- stage sources (I/O edges) ----------------------------------------------------------
@@ -430,7 +498,52 @@ def warehouse_source(
     return read
 
 
-def run(window: Window, sources: Mapping[str, StageSource | None]) -> ReconcileReport:
+def pending_loads_source(warehouse: Warehouse, zone: Zone, *, lease_seconds: float) -> HoldSource:
+    """The events of the clean files each load job not yet committed holds."""
+    from sluice.zone import parse_manifest
+    from warehouse.leases import job_status
+
+    def read() -> list[Hold]:
+        holds: list[Hold] = []
+        for job in job_status(warehouse, lease_seconds=lease_seconds):
+            if job["status"] == "failed":
+                continue
+            url = str(job["manifest_url"])
+            files = parse_manifest(zone.read(url), url).file_urls
+            loaded = warehouse.loaded_files(files)
+            ids: set[str] = set()
+            for file_url in files:
+                if file_url in loaded:
+                    continue
+                for line in gunzip(zone.read(file_url), file_url).split(b"\n"):
+                    if line.strip():
+                        try:
+                            row = json.loads(line)
+                        except ValueError:
+                            continue
+                        if isinstance(row, dict) and isinstance(row.get("event_id"), str):
+                            ids.add(row["event_id"])
+            expires = job["lease_expires_at"]
+            holds.append(
+                Hold(
+                    str(job["load_id"]),
+                    str(job["status"]),
+                    str(expires) if expires else None,
+                    frozenset(ids),
+                )
+            )
+        return holds
+
+    return read
+
+
+def run(
+    window: Window,
+    sources: Mapping[str, StageSource | None],
+    *,
+    holds: HoldSource | None = None,
+    quarantined: Callable[[], Mapping[str, int]] | None = None,
+) -> ReconcileReport:
     """Read every stage through its source and :func:`reconcile` them."""
     seen: dict[str, list[Sighting] | None] = {}
     for name in STAGES:
@@ -441,7 +554,12 @@ def run(window: Window, sources: Mapping[str, StageSource | None]) -> ReconcileR
             name,
             "n/a" if seen[name] is None else len(seen[name] or ()),
         )
-    return reconcile(window, seen)
+    return reconcile(
+        window,
+        seen,
+        holds() if holds is not None else (),
+        quarantined() if quarantined is not None else None,
+    )
 
 
 def default_sources(
@@ -453,7 +571,7 @@ def default_sources(
 ) -> dict[str, StageSource | None]:
     """The stage sources of the configured pipeline (settings from the environment)."""
     from sluice.config import StreamBackend, StreamSettings
-    from warehouse.zone import S3Zone
+    from sluice.zonestore import S3Zone
 
     zs = ZoneSettings()
     zone = zone or S3Zone(aws=AwsSettings())
@@ -486,13 +604,20 @@ def reconcile_pipeline(
 
     The demo calls this in Python; pass ``warehouse`` to reuse an open one.
     """
+    from sluice.zonestore import S3Zone
+    from warehouse.config import WarehouseSettings
     from warehouse.factory import create_warehouse
 
     wh = warehouse or create_warehouse()
+    zone = S3Zone(aws=AwsSettings())
     try:
         return run(
             Window(start, end),
-            default_sources(wh, accepted_log=accepted_log, read_stream=read_stream),
+            default_sources(wh, accepted_log=accepted_log, read_stream=read_stream, zone=zone),
+            holds=pending_loads_source(
+                wh, zone, lease_seconds=WarehouseSettings().warehouse_load_lease_seconds
+            ),
+            quarantined=wh.quarantine_counts,
         )
     finally:
         if warehouse is None:

@@ -56,6 +56,16 @@ def render_reconcile(report: ReconcileReport, width: int = DEFAULT_WIDTH) -> lis
         lines.append(f"lost: {eid}")
     if len(report.lost) > MAX_IDS:
         lines.append(f"... and {len(report.lost) - MAX_IDS} more lost (--json)")
+    for eid, hold in report.withheld[:MAX_IDS]:
+        lines.append(f"withheld: {eid}")
+        lines.append(
+            f"  behind load {hold.load_id} ({hold.status}, "
+            f"lease until {hold.lease_expires_at or '-'})"
+        )
+    if len(report.withheld) > MAX_IDS:
+        lines.append(f"... and {len(report.withheld) - MAX_IDS} more withheld (--json)")
+    for reason, n in sorted(report.quarantined.items()):
+        lines.append(f"quarantined ({reason}): {n}")
     lines.append("OK: nothing missing" if report.ok else "MISMATCH")
     return lines
 
@@ -76,6 +86,8 @@ def print_reconcile(report: ReconcileReport, console: object | None = None) -> N
         styled = Text(text)
         if text.startswith(("missing at", "lost:", "MISMATCH")):
             styled.stylize("red")
+        elif text.startswith("withheld:"):
+            styled.stylize("yellow")
         elif text.startswith("OK:"):
             styled.stylize("green")
         out.print(styled, soft_wrap=True)

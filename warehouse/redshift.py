@@ -2,7 +2,7 @@
 
 Staging a manifest is one ``COPY staging FROM 's3://.../x.manifest' IAM_ROLE ...
 MANIFEST FORMAT AS JSON 'auto' GZIP TIMEFORMAT 'auto' ... MAXERROR n``; the lines it
-rejects are read back from ``stl_load_errors`` (``query = pg_last_copy_id()``) and
+rejects are read back from ``SYS_LOAD_ERROR_DETAIL`` (``query_id = pg_last_copy_id()``) and
 written to the quarantine table in the same transaction, so the good rows load and
 the bad ones are kept with file, line and reason. Rows handed over directly (the
 consumers' sink) are validated by :mod:`warehouse.rows` and inserted with multi-row
@@ -24,7 +24,7 @@ from warehouse import sqlgen
 from warehouse.exceptions import WarehouseConflictError, WarehouseUnavailableError
 from warehouse.models import RejectedRow, StageResult, TargetTable
 from warehouse.postgres import translate_sqlstate
-from warehouse.rows import encoder_for, raw_text
+from warehouse.rows import encoder_for
 from warehouse.sqlbase import SqlBatch, SqlWarehouse
 
 if TYPE_CHECKING:
@@ -142,10 +142,10 @@ class RedshiftWarehouse(SqlWarehouse):
                 source=str(filename),
                 line_no=int(line_no),
                 reason=f"{colname}: {reason}" if colname else str(reason),
-                raw=raw_text(str(raw or "")),
+                raw="",  # SYS_LOAD_ERROR_DETAIL keeps no raw line: the file and line name it
                 table=table,
             )
-            for filename, line_no, colname, reason, raw in self.fetchall(sqlgen.copy_load_errors())
+            for filename, line_no, colname, reason in self.fetchall(sqlgen.copy_load_errors())
         )
         if rejected:
             self._insert_quarantine(rejected, batch.load_id)

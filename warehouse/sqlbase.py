@@ -17,7 +17,7 @@ from typing import Any
 
 from sluice.errors import SluiceError
 from warehouse import sqlgen
-from warehouse.base import BatchMixin, claimable
+from warehouse.base import BatchMixin, claimable, tenant_conflict
 from warehouse.exceptions import (
     BatchClosedError,
     UnsupportedOperationError,
@@ -35,6 +35,7 @@ from warehouse.models import (
     TargetTable,
 )
 from warehouse.rows import EncodedBatch
+from warehouse.tables import spec_for
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,22 @@ def utcnow() -> datetime:
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _record(r: Sequence[Any]) -> LoadRecord:
+    return LoadRecord(
+        load_id=r[0],
+        manifest_url=r[1],
+        table=TargetTable(r[2]),
+        state=LoadState(r[3]),
+        attempts=int(r[4]),
+        last_error=r[5],
+        rows_staged=int(r[6]),
+        rows_rejected=int(r[7]),
+        rows_inserted=int(r[8]),
+        rows_updated=int(r[9]),
+        updated_at=r[10],
+    )
 
 
 class SqlWarehouse(BatchMixin):
@@ -217,6 +234,7 @@ class SqlWarehouse(BatchMixin):
         """Create the job when new, then move it to running if it may run now."""
         now = utcnow()
         try:
+            self.execute(sqlgen.lock_jobs(self.schema, self.dialect)).close()
             self.execute(
                 sqlgen.insert_job_if_missing(self.schema),
                 (job.load_id, job.manifest_url, job.table.value, now, now, job.load_id),
@@ -278,24 +296,54 @@ class SqlWarehouse(BatchMixin):
             raise
         return state
 
+    def renew_lease(self, load_id: str, attempt: int) -> bool:
+        """Extend the lease of a running attempt (own short transaction); ``False`` when
+        the job is no longer that attempt's."""
+        try:
+            n = self.rowcount(sqlgen.renew_job(self.schema), (utcnow(), load_id, attempt))
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        return n == 1
+
+    def jobs(self, states: Sequence[LoadState]) -> list[LoadRecord]:
+        """Job rows in any of ``states``, oldest change first."""
+        try:
+            rows = self.fetchall(
+                sqlgen.select_jobs_in_states(self.schema, len(states)), [s.value for s in states]
+            )
+        finally:
+            self.rollback()
+        return [_record(r) for r in rows]
+
+    def job_states(self, load_ids: Iterable[str]) -> dict[str, LoadState]:
+        """The state of each existing job among ``load_ids``."""
+        wanted = list(dict.fromkeys(load_ids))
+        found: dict[str, LoadState] = {}
+        try:
+            for part in _chunks(wanted):
+                for load_id, state in self.fetchall(
+                    sqlgen.select_job_states(self.schema, len(part)), part
+                ):
+                    found[str(load_id)] = LoadState(state)
+        finally:
+            self.rollback()
+        return found
+
     def _job(self, load_id: str) -> LoadRecord | None:
         rows = self.fetchall(sqlgen.select_job(self.schema), (load_id,))
         if not rows:
             return None
-        r = rows[0]
-        return LoadRecord(
-            load_id=r[0],
-            manifest_url=r[1],
-            table=TargetTable(r[2]),
-            state=LoadState(r[3]),
-            attempts=int(r[4]),
-            last_error=r[5],
-            rows_staged=int(r[6]),
-            rows_rejected=int(r[7]),
-            rows_inserted=int(r[8]),
-            rows_updated=int(r[9]),
-            updated_at=r[10],
-        )
+        return _record(rows[0])
+
+    def _loaded_files_in_transaction(self, urls: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for part in _chunks(list(dict.fromkeys(urls))):
+            found.update(
+                r[0] for r in self.fetchall(sqlgen.loaded_files(self.schema, len(part)), part)
+            )
+        return found
 
     def load_record(self, load_id: str) -> LoadRecord | None:
         """The job row of ``load_id``."""
@@ -371,6 +419,16 @@ class SqlWarehouse(BatchMixin):
         finally:
             self.rollback()
 
+    def quarantine_counts(self) -> dict[str, int]:
+        """Quarantined rows per reason code."""
+        try:
+            return {
+                str(code): int(n)
+                for code, n in self.fetchall(sqlgen.quarantine_reason_counts(self.schema))
+            }
+        finally:
+            self.rollback()
+
     def count(self, relation: str) -> int:
         """Rows in one of the package's tables."""
         try:
@@ -389,6 +447,8 @@ class SqlBatch:
     def __init__(self, warehouse: SqlWarehouse) -> None:
         self._wh = warehouse
         self._staged: list[TargetTable] = []
+        self._locked: set[TargetTable] = set()
+        self._audit_locked = False
         self._closed = False
         self.load_id: str | None = None
 
@@ -400,6 +460,29 @@ class SqlBatch:
     def _note(self, table: TargetTable) -> None:
         if table not in self._staged:
             self._staged.append(table)
+
+    def lock(self, tables: Iterable[TargetTable], *, audit: bool = False) -> None:
+        """Take the writers' lock on these targets (held until commit or rollback), and
+        with ``audit`` on the load audit too (a loader's transaction).
+
+        Staging a table locks it too; a writer that will touch several tables locks
+        them all first, in one statement, so two writers never deadlock.
+        """
+        wh = self._open()
+        todo = set(tables) - self._locked
+        if todo or (audit and not self._audit_locked):
+            wh.execute(
+                sqlgen.lock_targets(
+                    wh.schema, todo, wh.dialect, audit=audit and not self._audit_locked
+                )
+            ).close()
+            self._locked |= todo
+            self._audit_locked = self._audit_locked or audit
+
+    def loaded_files(self, urls: Sequence[str]) -> set[str]:
+        """Those of ``urls`` a committed load took, as seen inside this transaction
+        (after :meth:`lock`: every load of the target that committed before)."""
+        return self._open()._loaded_files_in_transaction(urls)
 
     def stage(
         self, table: TargetTable, rows: Iterable[Mapping[str, Any]], *, source: str = "batch"
@@ -426,6 +509,7 @@ class SqlBatch:
         return self._stage(self._open(), table, encoded)
 
     def _stage(self, wh: SqlWarehouse, table: TargetTable, encoded: EncodedBatch) -> StageResult:
+        self.lock([table])
         if encoded.text:
             wh._stage_encoded(table, encoded.text)
         if encoded.rejected:
@@ -438,6 +522,7 @@ class SqlBatch:
     def stage_manifest(self, table: TargetTable, manifest_url: str) -> StageResult:
         """COPY a manifest from S3 (Redshift only)."""
         wh = self._open()
+        self.lock([table])
         result = wh._stage_manifest(self, table, manifest_url)
         self._note(table)
         return result
@@ -452,16 +537,36 @@ class SqlBatch:
         todo = list(tables) if tables is not None else list(self._staged)
         results: list[MergeResult] = []
         for table in todo:
-            build, counts, merge, drop, clear = sqlgen.merge_statements(wh.schema, table)
-            wh.execute(build).close()
-            staged, distinct, to_merge, matched = (int(v or 0) for v in wh.fetchall(counts)[0])
-            wh.execute(merge).close()
-            wh.execute(drop).close()
-            wh.execute(clear).close()
-            results.append(MergeResult(table, staged, distinct, to_merge - matched, matched))
+            self.lock([table])
+            steps = sqlgen.merge_steps(wh.schema, table)
+            wh.execute(steps.build).close()
+            staged, distinct, to_merge, matched, conflicts = (
+                int(v or 0) for v in wh.fetchall(steps.counts)[0]
+            )
+            if conflicts:
+                self._quarantine_conflicts(wh, table, wh.fetchall(steps.conflicts))
+                wh.execute(steps.drop_conflicts).close()
+            wh.execute(steps.merge).close()
+            wh.execute(steps.drop).close()
+            wh.execute(steps.clear).close()
+            results.append(
+                MergeResult(table, staged, distinct, to_merge - matched, matched, conflicts)
+            )
             if table in self._staged:
                 self._staged.remove(table)
         return results
+
+    def _quarantine_conflicts(
+        self, wh: SqlWarehouse, table: TargetTable, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        names = spec_for(table).column_names
+        rejected = [tenant_conflict(table, dict(zip(names, r, strict=True))) for r in rows]
+        wh._insert_quarantine(rejected, self.load_id)
+        log.warning(
+            "%d staged row(s) of %s quarantined: their event_id belongs to another tenant",
+            len(rejected),
+            table.value,
+        )
 
     def record(self, audits: Sequence[FileAudit]) -> None:
         """Append load audit rows."""

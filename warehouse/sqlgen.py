@@ -20,6 +20,7 @@ except inside ``COPY``, where Redshift needs literals (quoted by :func:`literal`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -206,19 +207,26 @@ def last_copy_count() -> str:
     return "SELECT pg_last_copy_count()"
 
 
+SYS_LOAD_ERROR_DETAIL = "sys_load_error_detail"
+SYS_LOAD_DETAIL = "sys_load_detail"
+
+
 def copy_load_errors() -> str:
-    """Redshift: the lines the last COPY of this session rejected, with file, line, reason."""
+    """Redshift: the lines the last COPY of this session rejected (file, line, column,
+    reason) from ``SYS_LOAD_ERROR_DETAIL``, which Serverless and provisioned clusters
+    both have (it holds no raw line)."""
     return (
-        "SELECT TRIM(filename), line_number, TRIM(colname), TRIM(err_reason), TRIM(raw_line) "
-        "FROM stl_load_errors WHERE query = pg_last_copy_id() ORDER BY filename, line_number"
+        "SELECT TRIM(file_name), line_number, TRIM(column_name), TRIM(error_message) "
+        f"FROM {SYS_LOAD_ERROR_DETAIL} WHERE query_id = pg_last_copy_id() "
+        "ORDER BY file_name, line_number"
     )
 
 
 def copy_load_commits() -> str:
-    """Redshift: lines the last COPY of this session read, per file."""
+    """Redshift: lines the last COPY of this session read, per file (``SYS_LOAD_DETAIL``)."""
     return (
-        "SELECT TRIM(filename), SUM(lines_scanned) FROM stl_load_commits "
-        "WHERE query = pg_last_copy_id() GROUP BY TRIM(filename)"
+        "SELECT TRIM(file_name), SUM(lines_scanned) "
+        f"FROM {SYS_LOAD_DETAIL} WHERE query_id = pg_last_copy_id() GROUP BY TRIM(file_name)"
     )
 
 
@@ -240,6 +248,32 @@ def _cast_placeholder(spec: TableSpec, name: str) -> str:
     return "%s"
 
 
+def lock_targets(
+    schema: str, tables: Iterable[TargetTable], dialect: Dialect, *, audit: bool = False
+) -> str:
+    """Serialise writers of these targets for the rest of the transaction.
+
+    Every writer (loader, consumer sink) takes this lock before it touches staging, so
+    loads of one target run one after the other: no serializable-isolation abort on
+    Redshift, and each MERGE sees the rows the one before it committed (exactly once
+    by ``event_id`` without relying on a key constraint, which Redshift does not
+    enforce). Tables are locked in name order, so two writers never deadlock.
+    PostgreSQL's ``SHARE ROW EXCLUSIVE`` conflicts with itself and with writers but
+    not with readers; Redshift's ``LOCK`` has a single mode.
+
+    ``audit``: a loader's transaction also reads and writes the load audit, so it locks
+    ``load_audit`` too, after the targets: loads of different targets then never overlap
+    on it either (Redshift's serializable isolation works per table).
+    """
+    names = ", ".join(
+        [qualified(schema, t.value) for t in sorted(set(tables))]
+        + ([qualified(schema, "load_audit")] if audit else [])
+    )
+    if dialect is Dialect.REDSHIFT:
+        return f"LOCK {names}"
+    return f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"
+
+
 def clear_staging(schema: str, table: TargetTable) -> str:
     """Empty the staging table inside the transaction."""
     return f"DELETE FROM {staging_name(schema, table)}"
@@ -253,52 +287,95 @@ def merge_source_name(table: TargetTable) -> str:
     return MERGE_SOURCE_PREFIX + table.value
 
 
-def build_merge_source(schema: str, table: TargetTable) -> str:
-    """Keep, per event id, the newest staged row, and only if it is new or newer.
+OWNER_COLUMN = "sluice_owner"
+CONFLICT_FLAG = "sluice_conflict"
+TENANT_COLUMN = "tenant_id"
+TENANT_CONFLICT = "tenant_conflict"
+"""Quarantine reason code of a row whose ``event_id`` belongs to another tenant."""
 
-    ``ROW_NUMBER()`` picks one row per ``event_id`` (newest ``occurred_at``, then newest
-    ``ingested_at``); the join drops rows whose event is already in the target with the
-    same or a newer ``occurred_at``; ``sluice_matched`` says whether the event exists.
+
+def build_merge_source(schema: str, table: TargetTable) -> str:
+    """One row per event and tenant, kept when it is new, newer, or a tenant conflict.
+
+    The owner of an event id is the tenant of the target's row, or, for an event not in
+    the target yet, the tenant of the staged row ingested first (then the earliest
+    ``occurred_at``, then the smallest tenant id: deterministic). Per event id and tenant,
+    ``ROW_NUMBER()`` picks the newest staged row (``occurred_at``, then ``ingested_at``).
+    A row of the owner is kept when the event is new or its ``occurred_at`` is strictly
+    newer; a row of any other tenant is kept flagged ``sluice_conflict`` (it is
+    quarantined, never merged).
     """
     spec = spec_for(table)
     target = qualified(schema, table.value)
-    cols = ", ".join(f"ranked.{c}" for c in spec.column_names)
     key = spec.key
     version = spec.version_column
+    cols = ", ".join(f"s.{c}" for c in spec.column_names)
+    out = ", ".join(f"r.{c}" for c in spec.column_names)
     return (
         f"CREATE TEMP TABLE {merge_source_name(table)} AS\n"
-        f"SELECT {cols}, (t.{key} IS NOT NULL) AS {MATCHED_FLAG}\n"
+        f"SELECT {out}, r.{MATCHED_FLAG},\n"
+        f"    (r.{TENANT_COLUMN} <> r.{OWNER_COLUMN}) AS {CONFLICT_FLAG}\n"
         f"FROM (\n"
-        f"    SELECT {column_list(spec)}, ROW_NUMBER() OVER (\n"
-        f"        PARTITION BY {key} ORDER BY {version} DESC, ingested_at DESC NULLS LAST\n"
-        f"    ) AS {RANK_COLUMN}\n"
-        f"    FROM {staging_name(schema, table)}\n"
-        f") AS ranked\n"
-        f"LEFT JOIN {target} AS t ON t.{key} = ranked.{key}\n"
-        f"WHERE ranked.{RANK_COLUMN} = 1\n"
-        f"  AND (t.{key} IS NULL OR ranked.{version} > t.{version})"
+        f"    SELECT {cols}, (t.{key} IS NOT NULL) AS {MATCHED_FLAG},\n"
+        f"        t.{version} AS sluice_target_version,\n"
+        f"        COALESCE(t.{TENANT_COLUMN}, FIRST_VALUE(s.{TENANT_COLUMN}) OVER (\n"
+        f"            PARTITION BY s.{key} ORDER BY s.ingested_at ASC NULLS LAST, "
+        f"s.{version} ASC, s.{TENANT_COLUMN} ASC\n"
+        f"            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING\n"
+        f"        )) AS {OWNER_COLUMN},\n"
+        f"        ROW_NUMBER() OVER (\n"
+        f"            PARTITION BY s.{key}, s.{TENANT_COLUMN} "
+        f"ORDER BY s.{version} DESC, s.ingested_at DESC NULLS LAST\n"
+        f"        ) AS {RANK_COLUMN}\n"
+        f"    FROM {staging_name(schema, table)} AS s\n"
+        f"    LEFT JOIN {target} AS t ON t.{key} = s.{key}\n"
+        f") AS r\n"
+        f"WHERE r.{RANK_COLUMN} = 1\n"
+        f"  AND (r.{TENANT_COLUMN} <> r.{OWNER_COLUMN}\n"
+        f"       OR NOT r.{MATCHED_FLAG} OR r.{version} > r.sluice_target_version)"
     )
 
 
 def merge_counts(schema: str, table: TargetTable) -> str:
-    """One row: staged rows, distinct staged events, events to merge, of which matched."""
+    """One row: staged rows, distinct staged events, events to merge, of which matched,
+    tenant conflicts."""
     stg = staging_name(schema, table)
     src = merge_source_name(table)
     key = spec_for(table).key
     return (
         f"SELECT (SELECT COUNT(*) FROM {stg}), "
         f"(SELECT COUNT(DISTINCT {key}) FROM {stg}), "
-        f"(SELECT COUNT(*) FROM {src}), "
-        f"(SELECT COUNT(*) FROM {src} WHERE {MATCHED_FLAG})"
+        f"(SELECT COUNT(*) FROM {src} WHERE NOT {CONFLICT_FLAG}), "
+        f"(SELECT COUNT(*) FROM {src} WHERE {MATCHED_FLAG} AND NOT {CONFLICT_FLAG}), "
+        f"(SELECT COUNT(*) FROM {src} WHERE {CONFLICT_FLAG})"
     )
 
 
+def select_tenant_conflicts(table: TargetTable) -> str:
+    """The staged rows whose event id belongs to another tenant (to quarantine)."""
+    spec = spec_for(table)
+    return (
+        f"SELECT {column_list(spec)} FROM {merge_source_name(table)} "
+        f"WHERE {CONFLICT_FLAG} ORDER BY {spec.key}, {TENANT_COLUMN}"
+    )
+
+
+def drop_tenant_conflicts(table: TargetTable) -> str:
+    """Remove the tenant conflicts from the merge source (they are quarantined)."""
+    return f"DELETE FROM {merge_source_name(table)} WHERE {CONFLICT_FLAG}"
+
+
 def merge(schema: str, table: TargetTable) -> str:
-    """The MERGE on ``event_id`` (one text for both dialects)."""
+    """The MERGE on ``event_id`` (one text for both dialects).
+
+    ``WHEN MATCHED`` never sets ``event_id`` or ``tenant_id``: a row keeps its tenant.
+    """
     spec = spec_for(table)
     target = qualified(schema, table.value)
     key = spec.key
-    updates = ",\n        ".join(f"{c} = s.{c}" for c in spec.column_names if c != key)
+    updates = ",\n        ".join(
+        f"{c} = s.{c}" for c in spec.column_names if c not in (key, TENANT_COLUMN)
+    )
     values = ", ".join(f"s.{c}" for c in spec.column_names)
     return (
         f"MERGE INTO {target}\n"
@@ -315,15 +392,40 @@ def drop_merge_source(table: TargetTable) -> str:
     return f"DROP TABLE {merge_source_name(table)}"
 
 
+@dataclass(frozen=True, slots=True)
+class MergeSteps:
+    """The statements of one merge step, in the order they run.
+
+    ``conflicts`` and ``drop_conflicts`` run only when ``counts`` reports a tenant
+    conflict; the rows ``conflicts`` returns are quarantined in between.
+    """
+
+    build: str
+    counts: str
+    conflicts: str
+    drop_conflicts: str
+    merge: str
+    drop: str
+    clear: str
+
+
+def merge_steps(schema: str, table: TargetTable) -> MergeSteps:
+    """Every statement of the merge step of ``table``."""
+    return MergeSteps(
+        build=build_merge_source(schema, table),
+        counts=merge_counts(schema, table),
+        conflicts=select_tenant_conflicts(table),
+        drop_conflicts=drop_tenant_conflicts(table),
+        merge=merge(schema, table),
+        drop=drop_merge_source(table),
+        clear=clear_staging(schema, table),
+    )
+
+
 def merge_statements(schema: str, table: TargetTable) -> list[str]:
-    """The whole merge step in order; :func:`merge_counts` runs after the first."""
-    return [
-        build_merge_source(schema, table),
-        merge_counts(schema, table),
-        merge(schema, table),
-        drop_merge_source(table),
-        clear_staging(schema, table),
-    ]
+    """The merge step's statements for a batch with no tenant conflict, in order."""
+    steps = merge_steps(schema, table)
+    return [steps.build, steps.counts, steps.merge, steps.drop, steps.clear]
 
 
 # --- load jobs, audit, quarantine --------------------------------------------------------
@@ -363,6 +465,41 @@ def claim_job(schema: str) -> str:
         "SET state = 'running', attempts = attempts + 1, updated_at = %s "
         "WHERE load_id = %s AND state = %s AND attempts = %s"
     )
+
+
+def lock_jobs(schema: str, dialect: Dialect) -> str:
+    """Serialise job claims: ``load_id`` is unique only because claims take this lock
+    (Redshift does not enforce the primary key)."""
+    jobs = qualified(schema, "load_jobs")
+    if dialect is Dialect.REDSHIFT:
+        return f"LOCK {jobs}"
+    return f"LOCK TABLE {jobs} IN SHARE ROW EXCLUSIVE MODE"
+
+
+def renew_job(schema: str) -> str:
+    """Extend a running job's lease. Params: updated_at, load_id, attempts.
+
+    Row count 0: the job is no longer this attempt's (completed, or taken over).
+    """
+    return (
+        f"UPDATE {qualified(schema, 'load_jobs')} SET updated_at = %s "
+        "WHERE load_id = %s AND state = 'running' AND attempts = %s"
+    )
+
+
+def select_jobs_in_states(schema: str, count: int) -> str:
+    """Jobs in any of ``count`` states, oldest change first (params: the states)."""
+    marks = ", ".join(["%s"] * count)
+    return (
+        f"SELECT {JOB_COLUMNS} FROM {qualified(schema, 'load_jobs')} "
+        f"WHERE state IN ({marks}) ORDER BY updated_at"
+    )
+
+
+def select_job_states(schema: str, count: int) -> str:
+    """``(load_id, state)`` of ``count`` job ids."""
+    marks = ", ".join(["%s"] * count)
+    return f"SELECT load_id, state FROM {qualified(schema, 'load_jobs')} WHERE load_id IN ({marks})"
 
 
 def complete_job(schema: str) -> str:
@@ -414,6 +551,14 @@ def insert_quarantine(schema: str, count: int) -> str:
     return (
         f"INSERT INTO {qualified(schema, 'quarantine')} ({QUARANTINE_COLUMNS}) VALUES "
         + ", ".join([one] * count)
+    )
+
+
+def quarantine_reason_counts(schema: str) -> str:
+    """Quarantined rows per reason code (the text before the first colon)."""
+    return (
+        "SELECT SPLIT_PART(reason, ':', 1) AS code, COUNT(*) "
+        f"FROM {qualified(schema, 'quarantine')} GROUP BY SPLIT_PART(reason, ':', 1)"
     )
 
 

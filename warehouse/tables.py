@@ -1,60 +1,62 @@
-"""The column specs of the target tables (the same columns as ``sql/001_initial.sql``)."""
+"""The column specs of the target tables (the same columns as ``sql/001_initial.sql``).
+
+Which columns a table has, and in which order, is the zone's column list
+(:data:`sluice.zone.COLUMNS`); this module adds only each column's type.
+"""
 
 from __future__ import annotations
 
+from sluice.zone import COLUMNS
 from warehouse.models import Column, ColumnKind, TableSpec, TargetTable
 
 K = ColumnKind
 
-_ENVELOPE: tuple[Column, ...] = (
-    Column("event_id", K.UUID, nullable=False, max_length=36),
-    Column("event_type", K.TEXT, nullable=False, max_length=64),
-    Column("schema_version", K.INT, nullable=False),
-    Column("occurred_at", K.TIMESTAMP, nullable=False),
-    Column("ingested_at", K.TIMESTAMP),
-    Column("source", K.TEXT, max_length=256),
-    Column("tenant_id", K.TEXT, nullable=False, max_length=128),
-    Column("metadata", K.JSON),
-)
+# name -> (kind, nullable, maximum length in bytes)
+_TYPES: dict[str, tuple[ColumnKind, bool, int | None]] = {
+    "event_id": (K.UUID, False, 36),
+    "event_type": (K.TEXT, False, 64),
+    "schema_version": (K.INT, False, None),
+    "occurred_at": (K.TIMESTAMP, False, None),
+    "ingested_at": (K.TIMESTAMP, True, None),
+    "source": (K.TEXT, True, 256),
+    "tenant_id": (K.TEXT, False, 128),
+    "metadata": (K.JSON, True, None),
+    "transaction_id": (K.TEXT, False, 128),
+    "account_id": (K.TEXT, False, 128),
+    "amount": (K.DECIMAL, False, None),
+    "currency": (K.TEXT, False, 3),
+    "transaction_type": (K.TEXT, True, 64),
+    "channel": (K.TEXT, True, 64),
+    "status": (K.TEXT, True, 64),
+    "card_number": (K.TEXT, True, 32),
+    "merchant_name": (K.TEXT, True, 512),
+    "merchant_mcc": (K.TEXT, True, 8),
+    "merchant_country": (K.TEXT, True, 2),
+    "claim_id": (K.TEXT, False, 128),
+    "policy_id": (K.TEXT, False, 128),
+    "policyholder_id": (K.TEXT, True, 128),
+    "line_of_business": (K.TEXT, True, 64),
+    "loss_date": (K.DATE, True, None),
+    "reported_at": (K.TIMESTAMP, True, None),
+    "claim_amount": (K.DECIMAL, False, None),
+    "cause_of_loss": (K.TEXT, True, 256),
+    "claimant_national_id": (K.TEXT, True, 128),
+    "loss_location_country": (K.TEXT, True, 2),
+    "loss_location_region": (K.TEXT, True, 128),
+    "loss_location_postal_code": (K.TEXT, True, 32),
+}
 
-FINANCIAL_TRANSACTIONS = TableSpec(
-    table=TargetTable.FINANCIAL_TRANSACTIONS,
-    columns=(
-        *_ENVELOPE,
-        Column("transaction_id", K.TEXT, nullable=False, max_length=128),
-        Column("account_id", K.TEXT, nullable=False, max_length=128),
-        Column("amount", K.DECIMAL, nullable=False),
-        Column("currency", K.TEXT, nullable=False, max_length=3),
-        Column("transaction_type", K.TEXT, max_length=64),
-        Column("channel", K.TEXT, max_length=64),
-        Column("status", K.TEXT, max_length=64),
-        Column("card_number", K.TEXT, max_length=32),
-        Column("merchant_name", K.TEXT, max_length=512),
-        Column("merchant_mcc", K.TEXT, max_length=8),
-        Column("merchant_country", K.TEXT, max_length=2),
-    ),
-)
 
-INSURANCE_CLAIMS = TableSpec(
-    table=TargetTable.INSURANCE_CLAIMS,
-    columns=(
-        *_ENVELOPE,
-        Column("claim_id", K.TEXT, nullable=False, max_length=128),
-        Column("policy_id", K.TEXT, nullable=False, max_length=128),
-        Column("policyholder_id", K.TEXT, max_length=128),
-        Column("line_of_business", K.TEXT, max_length=64),
-        Column("loss_date", K.DATE),
-        Column("reported_at", K.TIMESTAMP),
-        Column("claim_amount", K.DECIMAL, nullable=False),
-        Column("currency", K.TEXT, nullable=False, max_length=3),
-        Column("status", K.TEXT, max_length=64),
-        Column("cause_of_loss", K.TEXT, max_length=256),
-        Column("claimant_national_id", K.TEXT, max_length=128),
-        Column("loss_location_country", K.TEXT, max_length=2),
-        Column("loss_location_region", K.TEXT, max_length=128),
-        Column("loss_location_postal_code", K.TEXT, max_length=32),
-    ),
-)
+def _spec(table: TargetTable) -> TableSpec:
+    names = COLUMNS[table.event_type.value]
+    return TableSpec(
+        table=table,
+        columns=tuple(Column(n, *_TYPES[n]) for n in names),
+    )
+
+
+FINANCIAL_TRANSACTIONS = _spec(TargetTable.FINANCIAL_TRANSACTIONS)
+INSURANCE_CLAIMS = _spec(TargetTable.INSURANCE_CLAIMS)
 
 TABLE_SPECS: dict[TargetTable, TableSpec] = {
     TargetTable.FINANCIAL_TRANSACTIONS: FINANCIAL_TRANSACTIONS,

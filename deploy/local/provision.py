@@ -105,6 +105,95 @@ def ensure_bucket(aws: AwsSettings, bucket: str, client: Any = None) -> bool:
     return True
 
 
+def ensure_glue_schemas(aws: AwsSettings, registry_name: str | None = None) -> list[str]:
+    """Register every catalogue version in the Glue Schema Registry (moto's locally)
+    under the stream names, as ``sluice schemas register --registry glue`` does; the
+    ``schema version`` of each one registered now (none on a rerun)."""
+    from schemas import catalogue
+    from schemas.registry import (
+        RegistrationStatus,
+        RegistryKind,
+        RegistrySettings,
+        naming_for,
+        register_catalogue,
+    )
+    from schemas.registry.glue import GlueRegistry
+
+    registry = GlueRegistry(registry_name or RegistrySettings().schema_registry_name, aws=aws)
+    results = register_catalogue(registry, catalogue(), naming_for(RegistryKind.GLUE))
+    return [f"{r.name} v{r.version}" for r in results if r.status is RegistrationStatus.REGISTERED]
+
+
+LOAD_QUEUE_VISIBILITY_SECONDS = 30
+LOAD_QUEUE_MAX_RECEIVES = 5
+
+
+def ensure_load_queue(
+    aws: AwsSettings,
+    bucket: str,
+    clean_prefix: str,
+    *,
+    s3_client: Any = None,
+    sqs_client: Any = None,
+) -> str:
+    """The loader's notification path, as the Terraform builds it on AWS: an SQS queue
+    (with a dead-letter queue after 5 receives) that the bucket notifies of every
+    ``ObjectCreated`` under the clean prefix. Returns the queue URL (idempotent)."""
+    import json
+
+    s3 = s3_client or aws.client("s3")
+    sqs = sqs_client or aws.client("sqs")
+    name = f"{bucket}-loads"
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": LOAD_QUEUE_MAX_RECEIVES}
+    )
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(LOAD_QUEUE_VISIBILITY_SECONDS),
+            "RedrivePolicy": redrive,
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    wanted = {
+        "Id": "sluice-clean-objects",
+        "QueueArn": arn,
+        "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": clean_prefix}]}},
+    }
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)
+    configs = current.get("QueueConfigurations", [])
+    if not any(c.get("QueueArn") == arn for c in configs):
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [*configs, wanted],
+                "TopicConfigurations": current.get("TopicConfigurations", []),
+                "LambdaFunctionConfigurations": current.get("LambdaFunctionConfigurations", []),
+            },
+        )
+    return str(url)
+
+
 def ensure_warehouse() -> None:
     """Create or migrate the warehouse tables (``sluice warehouse init``)."""
     import warehouse

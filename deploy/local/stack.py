@@ -188,6 +188,7 @@ def up(
     os.chmod(settings.env_file, 0o600)
 
     created = _provision(settings, env, say, provision_warehouse=provision_warehouse)
+    settings.env_file.write_text(render_env(env))  # with what provisioning found out
     health = [check(r) for r in state.services.values()]
     return StackUpResult(
         env=env,
@@ -293,9 +294,14 @@ def _provision(
                 aws, streams.all_names(), settings.stack_kinesis_shards
             )
         ]
-        bucket = ZoneSettings().s3_bucket
+        created += [f"glue schema {n}" for n in provision.ensure_glue_schemas(aws)]
+        zone = ZoneSettings()
+        bucket = zone.s3_bucket
         if provision.ensure_bucket(aws, bucket):
             created.append(f"bucket {bucket}")
+        env["SLUICE_WAREHOUSE_LOAD_QUEUE_URL"] = provision.ensure_load_queue(
+            aws, bucket, zone.s3_clean_prefix
+        )
         api = ApiSettings()
         created += [
             f"table {n}"

@@ -32,8 +32,8 @@ from sluice.dashboard.sources import (
     scrape,
 )
 from sluice.errors import SluiceError
+from sluice.zonestore import Zone
 from warehouse.reconcile import ReconcileReport
-from warehouse.zone import Zone
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ from consumers.api import ConsumerContext, lag_snapshot
 from consumers.lag import LagReport, LagWindow
 from sluice.config import AwsSettings, StreamBackend, ZoneSettings
 from sluice.errors import RetryableError
+from sluice.zone import gunzip
+from sluice.zonestore import S3Zone, Zone
 from warehouse.reconcile import ReconcileReport, reconcile_pipeline
-from warehouse.zone import S3Zone, Zone, gunzip
 
 log = logging.getLogger(__name__)
 

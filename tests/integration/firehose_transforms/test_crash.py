@@ -109,9 +109,10 @@ def test_kill_9_mid_batch_and_restart_loses_no_event(
     assert restart.returncode == 0, restart.stderr
     summary = json.loads(restart.stdout)
     assert summary["records"] > 0 and summary["failed"] == 0
-    assert summary["manifests"] and all(
-        m.startswith("manifests/insurance-claim/") for m in summary["manifests"]
+    assert summary["objects"] and all(
+        m.startswith("clean/event_type=insurance-claim/") for m in summary["objects"]
     )
+    assert list_keys(s3, bucket, "manifests/") == []  # Firehose writes none
 
     rows = [r for key in list_keys(s3, bucket, "clean/") for r in read_gz_lines(s3, bucket, key)]
     delivered = {r["event_id"] for r in rows}

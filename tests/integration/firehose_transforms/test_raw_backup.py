@@ -18,8 +18,8 @@ import pytest
 from firehose_transforms.config import DeliverySettings
 from firehose_transforms.delivery import run_delivery
 from firehose_transforms.models import DeliveryOptions, DeliverySummary, SourceKind
-from firehose_transforms.zone import RAW_CONTENT_TYPE, unframe_raw
 from sluice.config import EventType, ZoneSettings
+from sluice.zone import RAW_CONTENT_TYPE, unframe_raw
 from tests.integration.firehose_transforms.helpers import (
     list_keys,
     mixed_batch,
@@ -30,10 +30,11 @@ from tests.unit.firehose_transforms import builders as b
 
 pytestmark = pytest.mark.integration
 
+# Firehose's object name under its default time prefix
 RAW_KEY = re.compile(
     r"^raw/(?P<hour>\d{4}/\d{2}/\d{2}/\d{2})/(?P<stem>(?P<source>[\w.-]+)-1-"
-    r"(?P<stamp>\d{4}-\d{2}-\d{2}-\d{2})-\d{2}-\d{2}-(?P<kind>kafka|kinesis)-"
-    r"(?P<part>p\d{4}|shardId-\d{12})-(?P<first>\d+)-(?P<last>\d+))\.gz$"
+    r"(?P<stamp>\d{4}-\d{2}-\d{2}-\d{2})-\d{2}-\d{2}-"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.gz$"
 )
 
 
@@ -101,9 +102,8 @@ def test_every_source_record_is_backed_up_byte_for_byte(
     for key in raw_keys:
         match = RAW_KEY.match(key)
         assert match, key
-        assert (match["source"], match["kind"]) == (stream, kind)
+        assert match["source"] == stream
         assert match["hour"].replace("/", "-") == match["stamp"]  # Firehose's YYYY/MM/DD/HH
-        assert int(match["first"]) <= int(match["last"])
         head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ContentType"] == RAW_CONTENT_TYPE
         body = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())

@@ -37,8 +37,8 @@ def test_delivered_zone_loads_into_the_warehouse_exactly_once(
     bucket_factory: Callable[..., str],
     warehouse: Any,
 ) -> None:
+    from sluice.zonestore import S3Zone
     from warehouse.loader import Loader, LoaderOptions
-    from warehouse.zone import S3Zone
 
     monkeypatch.setenv("SLUICE_PII_HMAC_KEY", b.HMAC_KEY)
     topic = topic_factory(partitions=2)
@@ -71,7 +71,7 @@ def test_delivered_zone_loads_into_the_warehouse_exactly_once(
         warehouse,
         S3Zone(client=stack.aws_client("s3")),
         zone_settings=zone,
-        options=LoaderOptions(retry_delays=(0.0,)),
+        options=LoaderOptions(retry_delays=(0.0,), sweep_grace=0.0),
         sleep=lambda _s: None,
     )
     summary = loader.run_once()

@@ -198,8 +198,8 @@ def test_no_full_card_number_anywhere(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    from sluice.zonestore import S3Zone
     from warehouse.loader import Loader, LoaderOptions
-    from warehouse.zone import S3Zone
 
     caplog.set_level(logging.INFO)
     for package in (
@@ -285,7 +285,7 @@ def test_no_full_card_number_anywhere(
         warehouse,
         S3Zone(client=stack.aws_client("s3")),
         zone_settings=zone,
-        options=LoaderOptions(retry_delays=(0.0,)),
+        options=LoaderOptions(retry_delays=(0.0,), sweep_grace=0.0),
         sleep=lambda _s: None,
     )
     assert not loader.run_once().failed

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from deploy.local import services
@@ -44,8 +45,22 @@ def test_up_is_ready_idempotent_and_down_stops_only_its_processes(stack_base_dir
             "SLUICE_AWS_ENDPOINT_URL",
             "SLUICE_WAREHOUSE_DSN",
             "SLUICE_API_KEY",
+            "SLUICE_WAREHOUSE_LOAD_QUEUE_URL",
         ):
             assert env[key], key
+        # the bucket notifies the loader's queue of new clean objects, as on AWS
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["SLUICE_AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        notification = s3.get_bucket_notification_configuration(Bucket=env["SLUICE_S3_BUCKET"])
+        (queue,) = notification["QueueConfigurations"]
+        assert queue["Events"] == ["s3:ObjectCreated:*"]
+        rules = queue["Filter"]["Key"]["FilterRules"]  # rule names are case-insensitive
+        assert [(r["Name"].lower(), r["Value"]) for r in rules] == [("prefix", "clean/")]
         assert oct(settings.env_file.stat().st_mode & 0o777) == "0o600"
         assert "topic sluice-financial-transaction" in first.created
         assert "stream sluice-insurance-claim" in first.created

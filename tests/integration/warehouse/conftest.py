@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from sluice.config import ZoneSettings
+from sluice.zonestore import S3Zone
 from warehouse.postgres import PostgresWarehouse
-from warehouse.zone import S3Zone
 
 pytestmark = pytest.mark.integration
 

@@ -4,25 +4,19 @@ against the local stack."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sluice.cli import main
 from sluice.config import ZoneSettings
+from sluice.zonestore import S3Zone
 from tests.unit.warehouse.contract import ft_row, ic_row
 from tests.unit.warehouse.zonefixtures import put_batch
 from warehouse import init_warehouse
 from warehouse.config import WarehouseSettings
-from warehouse.lambda_function import handle_event
-from warehouse.loader import Loader, LoaderOptions
-from warehouse.postgres import PostgresWarehouse
-from warehouse.zone import S3Zone
 
 pytestmark = pytest.mark.integration
-
-EVENT = Path(__file__).parents[2] / "events" / "s3-put-manifest.json"
 
 
 @pytest.fixture
@@ -35,6 +29,7 @@ def env(
     schema = pg_schema_factory("cli")
     monkeypatch.setenv("SLUICE_WAREHOUSE_SCHEMA", schema)
     monkeypatch.setenv("SLUICE_S3_BUCKET", zone_settings.s3_bucket)
+    monkeypatch.delenv("SLUICE_WAREHOUSE_LOAD_QUEUE_URL", raising=False)  # sweep only
     return {"schema": schema, "bucket": zone_settings.s3_bucket}
 
 
@@ -57,7 +52,9 @@ def test_load_then_reconcile(
     )
     put_batch(s3_zone, env["bucket"], "insurance-claim", "b2", [[ic_row()]])
     capsys.readouterr()
-    assert main(["load", "--json"]) == 0
+    assert main(["load", "--json"]) == 0  # younger than the grace age: not yet
+    assert json.loads(capsys.readouterr().out)["totals"]["loads"] == 0
+    assert main(["load", "--json", "--grace", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["totals"] == {
         "loads": 2,
@@ -66,8 +63,9 @@ def test_load_then_reconcile(
         "rejected": 1,
         "inserted": 7,
         "updated": 0,
+        "tenant_conflicts": 0,
     }
-    assert main(["load", "--json"]) == 0
+    assert main(["load", "--json", "--grace", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["loads"] == 0
     assert main(["reconcile", "--no-stream", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -100,21 +98,34 @@ def test_reconcile_reports_what_is_missing(
     assert wh["missing_ids"] == [row["event_id"]]
 
 
-def test_lambda_handler_on_the_stack(
-    stack: Any, pg_warehouse: PostgresWarehouse, s3_zone: S3Zone, zone_settings: ZoneSettings
+def test_one_pass_of_sluice_load_in_a_fresh_process(
+    env: dict[str, str], s3_zone: S3Zone, stack: Any
 ) -> None:
-    manifest = put_batch(
-        s3_zone, zone_settings.s3_bucket, "financial-transaction", "lam", [[ft_row(), ft_row()]]
-    )
-    event = json.loads(EVENT.read_text())
-    record = event["Records"][0]
-    record["s3"]["bucket"]["name"] = zone_settings.s3_bucket
-    record["s3"]["object"]["key"] = manifest.split("/", 3)[3]
-    loader = Loader(pg_warehouse, s3_zone, zone_settings=zone_settings, options=LoaderOptions())
-    report = handle_event({"Records": [record]}, loader=loader)
-    assert [(o["state"], o["inserted"]) for o in report["loads"]] == [("completed", 2)]
-    assert (
-        handle_event({"Records": [record]}, loader=loader)["loads"][0]["state"]
-        == "already-loaded-or-running"
-    )
-    assert pg_warehouse.count("financial_transactions") == 2
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    assert main(["warehouse", "init", "--json"]) == 0
+    put_batch(s3_zone, env["bucket"], "financial-transaction", "p1", [[ft_row(), ft_row()]])
+    child_env = {k: v for k, v in os.environ.items() if k != "SLUICE_WAREHOUSE_LOAD_QUEUE_URL"}
+    child_env["PYTHONPATH"] = str(root)
+
+    def load(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "sluice.cli", "load", "--json", *args],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        out: dict[str, Any] = json.loads(done.stdout)
+        return out
+
+    assert load("--no-sweep")["totals"]["loads"] == 0  # no queue, no sweep: nothing
+    assert load()["totals"]["loads"] == 0  # younger than the grace age
+    assert load("--grace", "0")["totals"]["inserted"] == 2
+    assert load("--grace", "0")["totals"]["loads"] == 0  # each file once

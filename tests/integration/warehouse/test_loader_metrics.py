@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy.local.base import free_port
 from sluice.cli import main
 from sluice.config import ZoneSettings
+from sluice.zonestore import S3Zone
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.zonefixtures import put_batch
-from warehouse.zone import S3Zone
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,18 @@ def test_follow_serves_rows_loaded_by_outcome(
     put_batch(s3_zone, zone_settings.s3_bucket, "financial-transaction", "m1", [rows, [b"{bad"]])
     port = free_port()
     proc = subprocess.Popen(
-        [SLUICE, "load", "--follow", "--interval", "0.5", "--metrics-port", str(port), "--json"],
+        [
+            SLUICE,
+            "load",
+            "--follow",
+            "--grace",
+            "0",
+            "--interval",
+            "0.5",
+            "--metrics-port",
+            str(port),
+            "--json",
+        ],
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -9,12 +9,12 @@ import psycopg
 import pytest
 
 from sluice.config import ZoneSettings
+from sluice.zonestore import S3Zone
 from tests.unit.warehouse.contract import ft_row, ic_row
 from tests.unit.warehouse.zonefixtures import put_batch
 from warehouse.loader import Loader, LoaderOptions
 from warehouse.models import LoadState, TargetTable, load_id_for
 from warehouse.postgres import PostgresWarehouse
-from warehouse.zone import S3Zone
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ FT = TargetTable.FINANCIAL_TRANSACTIONS
 
 
 def loader_for(wh: PostgresWarehouse, zone: Any, zs: ZoneSettings, **opts: Any) -> Loader:
-    options = LoaderOptions(**{"retry_delays": (0.0, 0.0), **opts})
+    options = LoaderOptions(**{"retry_delays": (0.0, 0.0), "sweep_grace": 0.0, **opts})
     return Loader(wh, zone, zone_settings=zs, options=options, sleep=lambda s: None)
 
 
@@ -41,13 +41,15 @@ def test_loads_from_s3_exactly_once(
     # a replayed batch: other keys, some of the same events
     put_batch(s3_zone, bucket, "financial-transaction", "b3", [rows[25:35]])
     summary = loader_for(pg_warehouse, s3_zone, zone_settings).run_once()
-    assert [o.state for o in summary.outcomes] == [LoadState.COMPLETED] * 3
+    # the sweep groups the clean objects per target: one load each
+    assert [o.state for o in summary.outcomes] == [LoadState.COMPLETED] * 2
     assert pg_warehouse.count("financial_transactions") == 50
     assert pg_warehouse.count("insurance_claims") == 2
     assert summary.totals()["inserted"] == 52
-    # the same manifest again: nothing claimed, no new rows or audit rows
+    # a manifest naming files already loaded: they are skipped, no new rows or audit rows
     again = loader_for(pg_warehouse, s3_zone, zone_settings)
-    assert again.load_manifest(m1) is None
+    outcome = again.load_manifest(m1)
+    assert outcome is not None and (outcome.files_loaded, outcome.files_skipped) == (0, 2)
     assert again.run_once().outcomes == []
     assert pg_warehouse.count("financial_transactions") == 50
     assert pg_warehouse.count("load_audit") == 4
@@ -306,3 +308,30 @@ def test_values_postgres_refuses_are_quarantined_and_the_rest_of_the_file_loads(
     assert by_id[amounts[0]["event_id"]] == "12.5000"
     assert by_id[amounts[1]["event_id"]] == "12.0000"
     assert pg_warehouse.count("quarantine") == 4
+
+
+def test_two_tenants_with_one_event_id_first_row_unchanged_second_quarantined(
+    stack: Any, pg_warehouse: PostgresWarehouse, s3_zone: S3Zone, zone_settings: ZoneSettings
+) -> None:
+    bucket = zone_settings.s3_bucket
+    first = ft_row(tenant_id="tenant-a", amount="1000.00", occurred_at="2026-11-22T03:00:00Z")
+    second = dict(first, tenant_id="tenant-b", amount="0.01", occurred_at="2026-11-22T04:00:00Z")
+    put_batch(s3_zone, bucket, "financial-transaction", "a", [[first]])
+    assert loader_for(pg_warehouse, s3_zone, zone_settings).run_once().totals()["inserted"] == 1
+    put_batch(s3_zone, bucket, "financial-transaction", "b", [[second]])
+    summary = loader_for(pg_warehouse, s3_zone, zone_settings).run_once()
+    assert summary.totals()["tenant_conflicts"] == 1 and not summary.failed
+    schema = pg_warehouse.schema
+    rows = query(
+        stack.warehouse_dsn,
+        f"SELECT tenant_id, amount FROM {schema}.financial_transactions "
+        f"WHERE event_id = '{first['event_id']}'",
+    )
+    assert [(t, str(a)) for t, a in rows] == [("tenant-a", "1000.0000")]  # unchanged
+    quarantined = query(stack.warehouse_dsn, f"SELECT reason, raw_line FROM {schema}.quarantine")
+    assert len(quarantined) == 1
+    reason, raw = quarantined[0]
+    assert reason.startswith(f"tenant_conflict: event_id {first['event_id']} belongs to")
+    assert '"tenant_id": "tenant-b"' in raw and '"amount": "0.0100"' in raw
+    # reconcile counts it
+    assert pg_warehouse.quarantine_counts() == {"tenant_conflict": 1}

@@ -16,9 +16,10 @@ from consumers.sinks import (
     WarehouseSink,
     ZoneSink,
     dead_letter_record,
-    zone_object_key,
     zone_objects,
 )
+from sluice.config import ZoneSettings
+from sluice.zone import parse_object_name
 from tests.unit.consumers.checkpoint_contract import CheckpointStoreContract
 from tests.unit.consumers.consumer_fakes import make_record
 
@@ -41,24 +42,28 @@ def decoded(
 
 def test_zone_keys_are_the_same_for_a_rewritten_batch() -> None:
     rows = lambda e: dict(e)  # noqa: E731
-    first = zone_objects([decoded(3), decoded(5), decoded(4, "insurance-claim")], rows, "clean/")
-    again = zone_objects([decoded(4, "insurance-claim"), decoded(5), decoded(3)], rows, "clean/")
+    zone = ZoneSettings()
+    first = zone_objects([decoded(3), decoded(5), decoded(4, "insurance-claim")], rows, zone)
+    again = zone_objects([decoded(4, "insurance-claim"), decoded(5), decoded(3)], rows, zone)
     assert first == again
-    key = zone_object_key("clean/", "financial-transaction", "t", "0", 3, 5, "2023-11-14")
-    assert key in first
-    assert key.endswith("t-0-00000000000000000003-00000000000000000005.gz")
+    (key,) = [k for k in first if "financial-transaction" in k]
+    assert key.startswith("clean/event_type=financial-transaction/dt=2023-11-14/")
+    parsed = parse_object_name(key)  # Firehose's object name
+    assert parsed is not None and parsed.stream == "t" and parsed.extension == ".gz"
     assert [r["n"] for r in first[key][1]] == [3, 5]
+    other = zone_objects([decoded(3), decoded(6)], rows, zone)
+    assert key not in other  # another offset range, another name
 
 
 class FakeS3:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
-    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:
+    def put_object(self, Bucket: str, Key: str, Body: bytes, ContentType: str = "") -> None:
         self.objects[f"{Bucket}/{Key}"] = Body
 
 
-def test_zone_sink_writes_objects_and_manifests_on_commit_only() -> None:
+def test_zone_sink_writes_objects_on_commit_only_and_no_manifest() -> None:
     s3 = FakeS3()
     sink = ZoneSink(s3_client=s3, row_builder=dict)
     sink.begin("b")
@@ -69,19 +74,18 @@ def test_zone_sink_writes_objects_and_manifests_on_commit_only() -> None:
     sink.write([decoded(1), decoded(2)])
     sink.commit()
     data = [k for k in s3.objects if k.endswith(".gz")]
-    manifests = [k for k in s3.objects if k.endswith(".manifest")]
-    assert len(data) == 1
-    assert len(manifests) == 1
+    assert len(data) == 1 and len(s3.objects) == 1  # Firehose writes no manifest either
     lines = gzip.decompress(s3.objects[data[0]]).splitlines()
     assert [json.loads(line)["event_id"] for line in lines] == ["e1", "e2"]
-    manifest = json.loads(s3.objects[manifests[0]])
-    assert manifest["entries"][0]["meta"]["record_count"] == 2
 
 
 def test_warehouse_sink_stages_and_merges_in_one_transaction() -> None:
     calls: list[Any] = []
 
     class Batch:
+        def lock(self, tables: Any) -> None:
+            calls.append(("lock", sorted(str(t) for t in tables)))
+
         def stage(self, table: Any, rows: Any, *, source: str) -> None:
             calls.append(("stage", str(table), len(list(rows))))
 
@@ -105,6 +109,7 @@ def test_warehouse_sink_stages_and_merges_in_one_transaction() -> None:
     sink.commit()
     assert calls == [
         "begin",
+        ("lock", ["financial_transactions", "insurance_claims"]),
         ("stage", "financial_transactions", 1),
         ("stage", "insurance_claims", 1),
         "merge",

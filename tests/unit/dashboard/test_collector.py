@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from consumers.lag import LagReport, LagWindow
 from consumers.metrics import ConsumerMetrics
 from consumers.models import LagStatus, PartitionLag
-from firehose_transforms.zone import error_record, ndjson
 from ingest_api.metrics import ApiMetrics
 from sluice.config import ZoneSettings
 from sluice.dashboard.app import create_app
@@ -22,9 +21,10 @@ from sluice.dashboard.collector import Collector
 from sluice.dashboard.config import DashboardSettings
 from sluice.dashboard.sources import parse_counters
 from sluice.errors import RetryableError
+from sluice.zone import error_record, ndjson
+from sluice.zonestore import MemoryZone
 from warehouse.metrics import LoaderMetrics
 from warehouse.reconcile import Sighting, Window, reconcile
-from warehouse.zone import MemoryZone
 
 
 @dataclass

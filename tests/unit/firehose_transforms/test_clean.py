@@ -8,14 +8,10 @@ from typing import Any
 
 import pytest
 
-from firehose_transforms.clean import (
-    FINANCIAL_TRANSACTION_COLUMNS,
-    INSURANCE_CLAIM_COLUMNS,
-    is_test_event,
-    to_row,
-)
+from firehose_transforms.clean import is_test_event, to_row
 from firehose_transforms.exceptions import RecordRejected
 from schemas import codec, pii
+from sluice.zone import FINANCIAL_TRANSACTION_COLUMNS, INSURANCE_CLAIM_COLUMNS
 from tests.unit.firehose_transforms.builders import HMAC_KEY, claim, transaction
 
 

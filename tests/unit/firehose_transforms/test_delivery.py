@@ -33,8 +33,8 @@ from firehose_transforms.exceptions import (
 )
 from firehose_transforms.memory import MemoryCheckpointStore, MemoryObjectStore, MemorySource
 from firehose_transforms.models import DeliveryOptions, SourceKind, SourceRecord
-from firehose_transforms.zone import RAW_CONTENT_TYPE, unframe_raw
 from sluice.config import EventType, ZoneSettings
+from sluice.zone import RAW_CONTENT_TYPE, unframe_raw
 from tests.unit.firehose_transforms import builders as b
 from tests.unit.firehose_transforms.contract import (
     CheckpointStoreContract,
@@ -310,20 +310,12 @@ def test_plan_groups_by_partition_and_partition_keys() -> None:
     outcomes = check_response(records, _transformer_invoker()(event), "kafkaRecordValue")
     planned = plan_batch(outcomes, kind="kafka", source="topic", zone=ZONE, lambda_arn="arn")
     kinds = [p.kind for p in planned]
-    assert kinds == ["clean", "clean", "error", "manifest"]
-    assert planned[0].key.endswith("-kafka-p0000-00000000000000000100-00000000000000000102.gz")
-    assert planned[1].key.endswith("-kafka-p0001-00000000000000000100-00000000000000000101.gz")
-    manifest = json.loads(planned[3].body)
-    assert [e["url"] for e in manifest["entries"]] == [
-        f"s3://zone/{planned[0].key}",
-        f"s3://zone/{planned[1].key}",
-    ]
-    assert [e["meta"]["record_count"] for e in manifest["entries"]] == [2, 2]
-    assert [e["meta"]["content_length"] for e in manifest["entries"]] == [
-        len(planned[0].body),
-        len(planned[1].body),
-    ]
-    assert planned[3].key.startswith("manifests/financial-transaction/topic-1-")
+    assert kinds == ["clean", "clean", "error"]  # no manifest: Firehose writes none
+    names = partition_names(records, kind="kafka", source="topic")
+    assert (names["p0000"].first, names["p0000"].last) == ("100", "102")
+    assert planned[0].key.endswith(f"/{names['p0000'].stem()}.gz")
+    assert planned[1].key.endswith(f"/{names['p0001'].stem()}.gz")
+    assert [p.rows for p in planned[:2]] == [2, 2]
     error = json.loads(gzip.decompress(planned[2].body))
     assert base64.b64decode(error["rawData"]) == b"garbage"
     assert error["errorMessage"].startswith("undecodable: ")
@@ -353,10 +345,10 @@ def test_raw_backup_plan_holds_every_record_per_partition_in_source_order() -> N
     planned = plan_raw_backup(list(reversed(records)), kind="kinesis", source="s", zone=ZONE)
     assert [p.kind for p in planned] == ["raw", "raw"]
     assert [p.content_type for p in planned] == [RAW_CONTENT_TYPE] * 2
-    assert planned[0].key == (
-        "raw/2025/11/22/03/s-1-2025-11-22-03-20-05-kinesis-shardId-000000000000-100-103.gz"
-    )
-    assert planned[1].key.endswith("-kinesis-shardId-000000000001-100-103.gz")
+    names = partition_names(records, kind="kinesis", source="s")
+    assert planned[0].key == f"raw/2025/11/22/03/{names['shardId-000000000000'].stem()}.gz"
+    assert planned[0].key.startswith("raw/2025/11/22/03/s-1-2025-11-22-03-20-05-")
+    assert planned[1].key.endswith(f"/{names['shardId-000000000001'].stem()}.gz")
     bodies = [unframe_raw(gzip.decompress(p.body)) for p in planned]
     assert bodies == [payloads[0::2], payloads[1::2]]
     assert [p.rows for p in planned] == [4, 4]
@@ -384,8 +376,8 @@ def test_raw_backup_keeps_kpl_user_records_in_subsequence_order() -> None:
     records = [later, users[2], users[0], users[1]]
     (planned,) = plan_raw_backup(records, kind="kinesis", source="s", zone=ZONE)
     assert unframe_raw(gzip.decompress(planned.body)) == [b"u0", b"u1", b"u2", b"later"]
-    assert planned.key.endswith("-shardId-000000000000-4954-4960.gz")
     names = partition_names(records, kind="kinesis", source="s")
+    assert planned.key.endswith(f"/{names['shardId-000000000000'].stem()}.gz")
     assert (names["shardId-000000000000"].first, names["shardId-000000000000"].last) == (
         "4954",
         "4960",
@@ -539,7 +531,7 @@ class TestRawBackup:
 
 
 class TestRunner:
-    def test_delivers_rows_errors_and_manifest_then_commits(self) -> None:
+    def test_delivers_rows_and_errors_then_commits(self) -> None:
         events = [b.transaction() for _ in range(6)]
         payloads = [b.as_avro(e) for e in events] + [
             b"garbage",
@@ -561,8 +553,8 @@ class TestRunner:
             e["event_id"] for e in events
         )
         assert [e["errorCode"] for e in _errors(store)] == ["Lambda.ProcessingFailedStatus"]
-        assert len(store.list_keys("manifests/")) == 1
-        # every object (manifest included) existed before the checkpoint
+        assert store.list_keys("manifests/") == []  # Firehose writes no manifest
+        # every object existed before the checkpoint
         assert seen_at_commit == [store.list_keys("")]
         assert source.committed == {"p0000": "103", "p0001": "103"}
         assert source.closed

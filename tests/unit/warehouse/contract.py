@@ -135,6 +135,41 @@ class WarehouseContract:
         assert (r_new.updated, r_new.inserted) == (1, 0)
         assert warehouse.count("financial_transactions") == 1
 
+    def test_another_tenants_event_id_is_quarantined_never_merged(
+        self, warehouse: Warehouse
+    ) -> None:
+        first = ft_row(tenant_id="tenant-a", amount="1000.00", occurred_at="2026-11-22T03:00:00Z")
+        other = dict(first, tenant_id="tenant-b", amount="0.01", occurred_at="2026-11-22T04:00:00Z")
+        with warehouse.batch() as b:
+            b.stage(FT, [first], source="t")
+            b.merge()
+        before = warehouse.count("quarantine")
+        with warehouse.batch() as b:
+            b.stage(FT, [other], source="t")
+            (result,) = b.merge()
+        assert (result.inserted, result.updated, result.tenant_conflicts) == (0, 0, 1)
+        assert warehouse.count("financial_transactions") == 1
+        assert warehouse.count("quarantine") == before + 1
+        assert warehouse.quarantine_counts().get("tenant_conflict") == 1
+        # the owner's own correction still merges
+        newer = dict(first, amount="999.00", occurred_at="2026-11-22T05:00:00Z")
+        with warehouse.batch() as b:
+            b.stage(FT, [newer], source="t")
+            (result,) = b.merge()
+        assert (result.updated, result.tenant_conflicts) == (1, 0)
+
+    def test_two_tenants_in_one_batch_the_first_ingested_owns_the_event(
+        self, warehouse: Warehouse
+    ) -> None:
+        a = ft_row(tenant_id="tenant-a", ingested_at="2026-11-22T03:00:01Z")
+        b_row = dict(a, tenant_id="tenant-b", ingested_at="2026-11-22T03:00:02Z")
+        with warehouse.batch() as b:
+            b.stage(FT, [b_row, a], source="t")
+            (result,) = b.merge()
+        assert (result.inserted, result.tenant_conflicts) == (1, 1)
+        assert warehouse.count("financial_transactions") == 1
+        assert warehouse.quarantine_counts() == {"tenant_conflict": 1}
+
     def test_duplicates_in_one_batch_merge_once_newest_wins(self, warehouse: Warehouse) -> None:
         a = ft_row(occurred_at="2026-11-22T03:00:00Z")
         b_newer = dict(a, occurred_at="2026-11-22T05:00:00Z")

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from sluice.config import ZoneSettings
+from sluice.zone import parse_manifest
+from sluice.zonestore import MemoryZone, ZoneObject
 from tests.unit.warehouse.contract import ft_row, ic_row
-from tests.unit.warehouse.zonefixtures import DirectoryZone, ndjson_gz, put_batch
+from tests.unit.warehouse.zonefixtures import DirectoryZone, put_batch
 from warehouse.config import WarehouseSettings
 from warehouse.exceptions import WarehouseDataError, WarehouseUnavailableError
 from warehouse.loader import Loader, LoaderOptions, auto_workers
 from warehouse.memory import MemoryWarehouse
 from warehouse.models import LoadState, TargetTable, load_id_for
-from warehouse.zone import MemoryZone, ZoneObject, parse_manifest
 
 FT = TargetTable.FINANCIAL_TRANSACTIONS
 IC = TargetTable.INSURANCE_CLAIMS
@@ -47,19 +48,111 @@ def make_loader(wh: MemoryWarehouse, zone: Any, **opts: object) -> Loader:
     )
 
 
-def test_loads_every_manifest_once(wh: MemoryWarehouse, zone: MemoryZone) -> None:
+def test_sweep_loads_every_clean_object_once(wh: MemoryWarehouse, zone: MemoryZone) -> None:
     rows = [ft_row() for _ in range(5)]
     put_batch(zone, BUCKET, "financial-transaction", "b1", [rows[:3], rows[3:]])
     put_batch(zone, BUCKET, "insurance-claim", "b2", [[ic_row()]])
-    loader = make_loader(wh, zone)
+    loader = make_loader(wh, zone, sweep_grace=0)
     summary = loader.run_once()
+    # one job per target: the two financial files together
     assert [o.state for o in summary.outcomes] == [LoadState.COMPLETED, LoadState.COMPLETED]
     assert summary.totals()["inserted"] == 6
     assert wh.count("financial_transactions") == 5 and wh.count("insurance_claims") == 1
     assert wh.count("load_audit") == 3
-    # the same manifests again: no new rows, no new audit rows (a fresh loader, too)
-    assert make_loader(wh, zone).run_once().outcomes == []
+    # again: nothing left (a fresh loader, too)
+    assert make_loader(wh, zone, sweep_grace=0).run_once().outcomes == []
     assert wh.count("financial_transactions") == 5 and wh.count("load_audit") == 3
+
+
+def test_sweep_waits_for_the_grace_age(wh: MemoryWarehouse, zone: MemoryZone) -> None:
+    put_batch(zone, BUCKET, "insurance-claim", "b1", [[ic_row()]])
+    loader = make_loader(wh, zone, sweep_grace=300)
+    assert loader.pending_files() == []
+    assert loader.run_once().outcomes == []
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    assert [o.url for o in loader.pending_files(now=later)] == [
+        f"s3://{BUCKET}/clean/event_type=insurance-claim/dt=2026-11-22/b1-0.gz"
+    ]
+    assert loader.sweep(now=later).totals()["inserted"] == 1
+    assert loader.run_once(sweep=False).outcomes == []
+
+
+def test_the_loader_writes_its_own_manifest(wh: MemoryWarehouse, zone: MemoryZone) -> None:
+    put_batch(zone, BUCKET, "insurance-claim", "b1", [[ic_row()], [ic_row()]])
+    summary = make_loader(wh, zone, sweep_grace=0).run_once()
+    (outcome,) = summary.outcomes
+    assert "/manifests/insurance-claim/loader-" in outcome.manifest_url
+    entries = json.loads(zone.objects[outcome.manifest_url])["entries"]
+    assert sorted(e["url"] for e in entries) == sorted(u for u in zone.objects if "/clean/" in u)
+
+
+def test_a_bad_object_does_not_hold_back_the_others(wh: MemoryWarehouse, zone: MemoryZone) -> None:
+    put_batch(zone, BUCKET, "insurance-claim", "b1", [[ic_row()], [ic_row()]])
+    bad = f"s3://{BUCKET}/clean/event_type=insurance-claim/dt=2026-11-22/corrupt.gz"
+    zone.write(bad, b"\x1f\x8b not gzip")
+    loader = make_loader(wh, zone, sweep_grace=0)
+    summary = loader.run_once()
+    assert wh.count("insurance_claims") == 2
+    states = [o.state for o in summary.outcomes]
+    assert states.count(LoadState.FAILED) == 2  # the group, then the bad file alone
+    # the bad file's own job failed for good: later sweeps leave it to `load --status`
+    assert loader.pending_files() == []
+    assert make_loader(wh, zone, sweep_grace=0).run_once().outcomes == []
+
+
+def s3_event(*urls: str) -> str:
+    records = []
+    for url in urls:
+        bucket, key = url[len("s3://") :].split("/", 1)
+        records.append(
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}},
+            }
+        )
+    return json.dumps({"Records": records})
+
+
+def test_notifications_are_loaded_and_deleted(wh: MemoryWarehouse, zone: MemoryZone) -> None:
+    from warehouse.queue import MemoryQueue
+
+    queue = MemoryQueue()
+    put_batch(zone, BUCKET, "financial-transaction", "b1", [[ft_row()], [ft_row()]])
+    urls = sorted(u for u in zone.objects if "/clean/" in u)
+    queue.send(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}))
+    queue.send(s3_event(urls[0]))
+    queue.send(s3_event(urls[1]))
+    queue.send(s3_event(f"s3://{BUCKET}/errors/processing-failed/2026/11/22/03/x.gz"))
+    loader = make_loader(wh, zone, sweep=False)
+    loader.queue = queue
+    summary = loader.run_once()
+    assert summary.messages == 4 and summary.messages_deleted == 4 and queue.messages == []
+    assert wh.count("financial_transactions") == 2
+    # a redelivered notification is done without loading anything again
+    queue.send(s3_event(urls[0]))
+    assert loader.run_once().outcomes == [] and queue.messages == []
+    assert wh.count("load_audit") == 2
+
+
+def test_a_notification_whose_load_failed_stays_queued(
+    wh: MemoryWarehouse, zone: MemoryZone
+) -> None:
+    from warehouse.queue import MemoryQueue
+
+    queue = MemoryQueue()
+    put_batch(zone, BUCKET, "financial-transaction", "b1", [[ft_row()]])
+    (url,) = [u for u in zone.objects if "/clean/" in u]
+    queue.send(s3_event(url))
+    queue.send("not an s3 event")
+    loader = make_loader(wh, zone, sweep=False, retry_delays=())
+    loader.queue = queue
+    wh.fail_on["merge"] = WarehouseUnavailableError("down")
+    loader.run_once()
+    assert len(queue.messages) == 2
+    del wh.fail_on["merge"]
+    loader.run_once()
+    assert [m.body for m in queue.messages] == ["not an s3 event"]  # it goes to the DLQ
+    assert wh.count("financial_transactions") == 1
 
 
 def test_same_manifest_twice_adds_nothing(wh: MemoryWarehouse, zone: MemoryZone) -> None:
@@ -79,10 +172,10 @@ def test_same_manifest_twice_adds_nothing(wh: MemoryWarehouse, zone: MemoryZone)
 def test_file_in_two_manifests_is_loaded_once(wh: MemoryWarehouse, zone: MemoryZone) -> None:
     url1 = put_batch(zone, BUCKET, "financial-transaction", "b1", [[ft_row()], [ft_row()]])
     manifest = parse_manifest(zone.read(url1))
-    from warehouse.zone import build_manifest
+    from sluice.zone import manifest_body
 
     url2 = f"s3://{BUCKET}/manifests/financial-transaction/rewrite.manifest"
-    zone.write(url2, build_manifest(manifest.entries))
+    zone.write(url2, manifest_body(manifest.entries))
     loader = make_loader(wh, zone)
     loader.load_manifest(url1)
     second = loader.load_manifest(url2)
@@ -215,24 +308,6 @@ def test_crash_mid_load_leaves_nothing_and_the_next_run_loads_once(
     assert wh.count("financial_transactions") == 2
 
 
-def test_orphan_files_get_a_loader_manifest(wh: MemoryWarehouse, zone: MemoryZone) -> None:
-    put_batch(zone, BUCKET, "financial-transaction", "b1", [[ft_row()]])
-    orphan = f"s3://{BUCKET}/clean/event_type=insurance-claim/dt=2026-11-22/lost.gz"
-    zone.write(orphan, ndjson_gz([ic_row()]))
-    loader = make_loader(wh, zone, orphan_min_age=0)
-    found = loader.orphan_files(now=datetime.now(UTC) + timedelta(hours=1))
-    assert list(found) == [IC] and [e.url for e in found[IC]] == [orphan]
-    summary = loader.run_once(include_orphans=True)
-    assert summary.totals()["inserted"] == 2
-    assert any("/loader-" in u for u in zone.objects)
-    assert (
-        json.loads(zone.objects[next(u for u in zone.objects if "/loader-" in u)])["entries"][0][
-            "url"
-        ]
-        == orphan
-    )
-
-
 @pytest.fixture
 def dir_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DirectoryZone:
     # worker processes unpickle the zone, so they must be able to import its module
@@ -301,7 +376,7 @@ def test_a_memory_zone_is_read_in_this_process(wh: MemoryWarehouse, zone: Memory
 
 
 def test_follow_runs_passes_until_stopped(wh: MemoryWarehouse, zone: MemoryZone) -> None:
-    loader = make_loader(wh, zone)
+    loader = make_loader(wh, zone, sweep_grace=0, sweep_interval=0)
     put_batch(zone, BUCKET, "financial-transaction", "f1", [[ft_row()]])
     passes = []
     for summary in loader.follow(interval=0, stop=lambda: len(passes) >= 2):
@@ -309,6 +384,53 @@ def test_follow_runs_passes_until_stopped(wh: MemoryWarehouse, zone: MemoryZone)
         put_batch(zone, BUCKET, "financial-transaction", f"f{len(passes) + 1}", [[ft_row()]])
     assert [len(p.outcomes) for p in passes] == [1, 1]
     assert wh.count("financial_transactions") == 2
+
+
+def test_follow_waits_out_an_outage_with_backoff(
+    wh: MemoryWarehouse, zone: MemoryZone, caplog: pytest.LogCaptureFixture
+) -> None:
+    slept: list[float] = []
+    loader = make_loader(wh, zone, sweep_grace=0, sweep_interval=0, outage_backoff=(1.0, 2.0))
+    loader._sleep = slept.append
+    put_batch(zone, BUCKET, "financial-transaction", "f1", [[ft_row()]])
+    real_jobs = wh.jobs
+    down = {"left": 3}
+
+    def flaky(states: Any) -> Any:
+        if down["left"]:
+            down["left"] -= 1
+            raise WarehouseUnavailableError("connection refused")
+        return real_jobs(states)
+
+    wh.jobs = flaky  # type: ignore[method-assign]
+    passes = []
+    with caplog.at_level("WARNING", logger="warehouse.loader"):
+        for summary in loader.follow(interval=0, stop=lambda: len(passes) >= 1):
+            passes.append(summary)
+    assert slept[:3] == [1.0, 2.0, 2.0]
+    lines = [r.getMessage() for r in caplog.records if "load pass" in r.getMessage()]
+    assert len(lines) == 3 and all("connection refused" in line for line in lines)
+    assert wh.count("financial_transactions") == 1
+
+
+def test_dead_loaders_jobs_are_taken_over_after_the_lease(
+    wh: MemoryWarehouse, zone: MemoryZone
+) -> None:
+    url = put_batch(zone, BUCKET, "financial-transaction", "b1", [[ft_row()]])
+    loader = make_loader(wh, zone, lease_seconds=60, sweep=False)
+    job = loader.read_job(url)
+    assert wh.claim_load(job, lease_seconds=60, max_attempts=5) == 1  # then the loader died
+    assert loader.run_once().outcomes == []  # lease still held
+    from warehouse.leases import job_status
+
+    (row,) = job_status(wh, lease_seconds=60)
+    assert row["status"] == "running" and row["lease_expires_at"]
+    (row,) = job_status(wh, lease_seconds=0)
+    assert row["status"] == "stuck"
+    fast = make_loader(wh, zone, lease_seconds=0, sweep=False)
+    (outcome,) = fast.run_once().outcomes
+    assert outcome.state is LoadState.COMPLETED and outcome.attempt == 2
+    assert job_status(wh, lease_seconds=0) == []
 
 
 @pytest.mark.parametrize(
@@ -341,3 +463,26 @@ def test_worker_setting_reads_auto_or_a_count(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("SLUICE_WAREHOUSE_LOAD_WORKERS", bad)
         with pytest.raises(ValueError, match=r"load_workers|load workers"):
             WarehouseSettings()
+
+
+def test_the_lease_is_renewed_while_a_load_runs_and_not_after(wh: MemoryWarehouse) -> None:
+    import time
+
+    from warehouse.leases import LeaseKeeper
+    from warehouse.models import LoadJob, Manifest
+
+    url = f"s3://{BUCKET}/manifests/financial-transaction/m.manifest"
+    job = LoadJob(url, FT, Manifest((), url))
+    assert wh.claim_load(job, lease_seconds=60, max_attempts=5) == 1
+    before = wh.load_record(job.load_id)
+    assert before is not None and before.updated_at is not None
+    with LeaseKeeper(wh, job.load_id, 1, 0.05):
+        time.sleep(0.3)
+    during = wh.load_record(job.load_id)
+    assert during is not None and during.updated_at is not None
+    assert during.updated_at > before.updated_at
+    time.sleep(0.2)
+    after = wh.load_record(job.load_id)
+    assert after is not None and after.updated_at == during.updated_at  # stopped
+    # another attempt owns the job now: the old keeper gives up
+    assert not wh.renew_lease(job.load_id, 2)

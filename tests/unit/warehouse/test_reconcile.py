@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.config import ZoneSettings
+from sluice.zonestore import MemoryZone
 from tests.unit.warehouse.contract import ft_row
 from tests.unit.warehouse.zonefixtures import ndjson_gz
 from warehouse.memory import MemoryWarehouse
@@ -23,7 +24,6 @@ from warehouse.reconcile import (
     zone_clean_source,
     zone_error_source,
 )
-from warehouse.zone import MemoryZone
 
 T0 = datetime(2026, 11, 22, 3, tzinfo=UTC)
 
@@ -176,3 +176,64 @@ def test_accepted_log_counts_a_torn_line_as_unidentified(tmp_path: Path) -> None
         Sighting("c3"),
     ]
     assert accepted_log_source(tmp_path / "absent.ndjson")(Window()) is None
+
+
+def test_rows_behind_a_running_load_are_withheld_not_lost() -> None:
+    from warehouse.reconcile import Hold
+
+    hold = Hold("ld-1", "running", "2026-11-22T03:00:15+00:00", frozenset({"b"}))
+    seen = {
+        "accepted": None,
+        "stream": s("a", "b", "c"),
+        "s3_clean": s("a", "b", "c"),
+        "s3_errors": [],
+        "warehouse": s("a"),
+    }
+    report = reconcile(Window(), seen, [hold], {"tenant_conflict": 2})
+    assert report.lost == ("c",)  # c is behind no job: lost
+    assert report.withheld == (("b", hold),)
+    assert report.stage("warehouse").missing == ("c",)
+    out = report.as_dict()
+    assert out["withheld"] == [
+        {
+            "event_id": "b",
+            "load_id": "ld-1",
+            "status": "running",
+            "lease_expires_at": "2026-11-22T03:00:15+00:00",
+        }
+    ]
+    assert out["quarantined"] == {"tenant_conflict": 2}
+
+
+def test_pending_loads_source_names_the_job_and_its_lease() -> None:
+    from warehouse.loader import Loader, LoaderOptions
+    from warehouse.reconcile import pending_loads_source
+
+    wh = MemoryWarehouse()
+    wh.migrate()
+    zone = MemoryZone()
+    zs = ZoneSettings(s3_bucket="z")
+    row = ft_row()
+    url = "s3://z/clean/event_type=financial-transaction/dt=2026-11-22/a.gz"
+    zone.write(url, ndjson_gz([row]))
+    loader = Loader(wh, zone, zone_settings=zs, options=LoaderOptions())
+    from warehouse.models import ManifestEntry
+
+    manifest = loader.write_manifest(TargetTable.FINANCIAL_TRANSACTIONS, [ManifestEntry(url)])
+    job = loader.read_job(manifest)
+    assert wh.claim_load(job, lease_seconds=30, max_attempts=5) == 1  # a loader is on it
+    report = run(
+        Window(),
+        {
+            "stream": lambda w: [Sighting(row["event_id"])],
+            "s3_clean": zone_clean_source(zone, zs),
+            "s3_errors": zone_error_source(zone, zs),
+            "warehouse": warehouse_source(wh),
+        },
+        holds=pending_loads_source(wh, zone, lease_seconds=30),
+        quarantined=wh.quarantine_counts,
+    )
+    assert report.lost == () and report.ok
+    ((eid, hold),) = report.withheld
+    assert eid == row["event_id"] and hold.load_id == job.load_id
+    assert hold.status == "running" and hold.lease_expires_at

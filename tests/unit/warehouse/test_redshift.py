@@ -41,17 +41,29 @@ class FakeConnection:
         self.rollbacks = 0
         self._sock = object()
 
+    conflicts: list[tuple[Any, ...]] = []
+    jobs: list[tuple[Any, ...]] = []
+
     def answer(self, sql: str) -> list[tuple[Any, ...]]:
         if sql.startswith("SELECT pg_last_copy_count()"):
             return [(3,)]
-        if "stl_load_errors" in sql:
-            return [
-                ("s3://b/clean/f.gz", 7, "amount", "Invalid digit, Value 'x'", '{"amount":"x"}')
-            ]
+        if "FROM sys_load_error_detail" in sql:
+            return [("s3://b/clean/f.gz", 7, "amount", "Invalid digit, Value 'x'")]
         if sql.startswith("SELECT (SELECT COUNT(*)"):
-            return [(3, 3, 2, 1)]
-        if "stl_load_commits" in sql:
+            return [(3, 3, 2, 1, len(self.conflicts))]
+        if "WHERE sluice_conflict ORDER BY" in sql:
+            return self.conflicts
+        if "FROM sys_load_detail" in sql:
             return [("s3://b/clean/event_type=financial-transaction/f0.gz", 5)]
+        if (
+            "FROM dw.load_jobs WHERE load_id = %s" in sql
+            or "FROM dw.load_jobs WHERE state IN" in sql
+        ):
+            return self.jobs
+        if sql.startswith("UPDATE dw.load_jobs"):
+            return [()]
+        if sql.startswith("SELECT COUNT(*) FROM"):
+            return [(0,)]
         return []
 
     def cursor(self) -> FakeCursor:
@@ -83,8 +95,9 @@ def test_stage_manifest_copies_and_quarantines_load_errors() -> None:
         result = b.stage_manifest(FT, "s3://b/manifests/financial-transaction/m.manifest")
         (merge,) = b.merge()
     sqls = [s for s, _ in conn.statements]
-    assert sqls[0].startswith("COPY dw.stg_financial_transactions (")
-    assert "MANIFEST\nFORMAT AS JSON 'auto'\nGZIP\nTIMEFORMAT 'auto'" in sqls[0]
+    assert sqls[0] == "LOCK dw.financial_transactions"  # before staging: writers serialised
+    assert sqls[1].startswith("COPY dw.stg_financial_transactions (")
+    assert "MANIFEST\nFORMAT AS JSON 'auto'\nGZIP\nTIMEFORMAT 'auto'" in sqls[1]
     assert (result.rows_staged, result.rows_rejected) == (3, 1)
     (rej,) = result.rejected
     assert (rej.source, rej.line_no, rej.reason) == (
@@ -105,7 +118,8 @@ def test_stage_rows_uses_multi_row_insert_with_json_parse() -> None:
     wh = make(conn)
     with wh.batch() as b:
         b.stage(FT, [ft_row(), ft_row()], source="kafka")
-    sql, params = conn.statements[0]
+    assert conn.statements[0][0] == "LOCK dw.financial_transactions"
+    sql, params = conn.statements[1]
     assert sql.startswith("INSERT INTO dw.stg_financial_transactions (")
     assert sql.count("JSON_PARSE(%s)") == 2 and len(params) == 38
 
@@ -155,9 +169,10 @@ def test_serializable_isolation_violation_is_retryable() -> None:
 
 def test_loader_copies_the_manifest_or_a_manifest_of_the_remaining_files() -> None:
     from sluice.config import ZoneSettings
+    from sluice.zone import parse_manifest
+    from sluice.zonestore import MemoryZone
     from warehouse.loader import Loader
     from warehouse.models import LoadJob, Manifest, ManifestEntry
-    from warehouse.zone import MemoryZone, parse_manifest
 
     conn = FakeConnection()
     wh = make(conn)
@@ -172,8 +187,8 @@ def test_loader_copies_the_manifest_or_a_manifest_of_the_remaining_files() -> No
     b = wh.begin()
     audits, total = loader._stage(b, job, list(entries), 1)
     b.rollback()
-    assert f"FROM '{url}'" in conn.statements[0][0]
-    # lines per file from stl_load_commits where Redshift reports them, else the manifest's
+    assert f"FROM '{url}'" in conn.statements[1][0]
+    # lines per file from SYS_LOAD_DETAIL where Redshift reports them, else the manifest's
     assert [(a.rows_read, a.rows_staged, a.rows_rejected) for a in audits] == [
         (5, 5, 0),
         (4, 4, 0),
@@ -185,6 +200,6 @@ def test_loader_copies_the_manifest_or_a_manifest_of_the_remaining_files() -> No
     b = wh.begin()
     loader._stage(b, job, list(entries[1:]), 2)
     b.rollback()
-    copied = conn.statements[0][0].split("\n")[1].split("'")[1]
+    copied = conn.statements[1][0].split("\n")[1].split("'")[1]
     assert copied != url and "/loader-" in copied
     assert parse_manifest(zone.read(copied)).file_urls == tuple(e.url for e in entries[1:])

@@ -82,7 +82,9 @@ def test_copy_from_stdin_golden() -> None:
 
 def test_merge_golden() -> None:
     sql = sqlgen.merge("sluice", FT)
-    updates = ",\n        ".join(f"{c} = s.{c}" for c in FT_COLS.split(", ") if c != "event_id")
+    updates = ",\n        ".join(
+        f"{c} = s.{c}" for c in FT_COLS.split(", ") if c not in ("event_id", "tenant_id")
+    )
     values = ", ".join(f"s.{c}" for c in FT_COLS.split(", "))
     assert sql == (
         "MERGE INTO sluice.financial_transactions\n"
@@ -109,16 +111,26 @@ def test_merge_uses_only_what_redshift_documents() -> None:
         # no source subquery, no target alias, no extra condition on WHEN MATCHED
         assert "(SELECT" not in sql and "WHEN MATCHED AND" not in sql
         assert "event_id = s.event_id," not in sql.split("UPDATE SET")[1]
+        # a merge never moves a row to another tenant
+        assert "tenant_id = s.tenant_id" not in sql.split("UPDATE SET")[1]
 
 
-def test_merge_source_keeps_newest_and_only_new_or_newer() -> None:
+def test_merge_source_keeps_newest_per_tenant_and_flags_other_tenants() -> None:
     sql = sqlgen.build_merge_source("sluice", IC)
     assert sql.startswith("CREATE TEMP TABLE sluice_merge_insurance_claims AS\n")
-    assert "PARTITION BY event_id ORDER BY occurred_at DESC, ingested_at DESC NULLS LAST" in sql
-    assert "LEFT JOIN sluice.insurance_claims AS t ON t.event_id = ranked.event_id" in sql
+    assert (
+        "PARTITION BY s.event_id, s.tenant_id ORDER BY s.occurred_at DESC, "
+        "s.ingested_at DESC NULLS LAST" in sql
+    )
+    # the owner: the target row's tenant, else the staged row ingested first
+    assert "COALESCE(t.tenant_id, FIRST_VALUE(s.tenant_id) OVER (" in sql
+    assert "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING" in sql
+    assert "LEFT JOIN sluice.insurance_claims AS t ON t.event_id = s.event_id" in sql
+    assert "(r.tenant_id <> r.sluice_owner) AS sluice_conflict" in sql
     assert sql.endswith(
-        "WHERE ranked.sluice_rn = 1\n"
-        "  AND (t.event_id IS NULL OR ranked.occurred_at > t.occurred_at)"
+        "WHERE r.sluice_rn = 1\n"
+        "  AND (r.tenant_id <> r.sluice_owner\n"
+        "       OR NOT r.sluice_matched OR r.occurred_at > r.sluice_target_version)"
     )
 
 
@@ -127,6 +139,28 @@ def test_merge_statements_order_and_clear_with_delete() -> None:
     assert [s.split()[0] for s in steps] == ["CREATE", "SELECT", "MERGE", "DROP", "DELETE"]
     assert steps[-1] == "DELETE FROM x.stg_financial_transactions"
     assert not any("TRUNCATE" in s for s in steps)  # would commit a Redshift transaction
+    full = sqlgen.merge_steps("x", FT)
+    assert (
+        full.conflicts.startswith("SELECT event_id, ") and "WHERE sluice_conflict" in full.conflicts
+    )
+    assert (
+        full.drop_conflicts
+        == "DELETE FROM sluice_merge_financial_transactions WHERE sluice_conflict"
+    )
+
+
+def test_lock_statements_per_dialect_in_name_order() -> None:
+    both = [IC, FT]
+    assert sqlgen.lock_targets("x", both, Dialect.POSTGRES) == (
+        "LOCK TABLE x.financial_transactions, x.insurance_claims IN SHARE ROW EXCLUSIVE MODE"
+    )
+    assert sqlgen.lock_targets("x", both, Dialect.REDSHIFT) == (
+        "LOCK x.financial_transactions, x.insurance_claims"
+    )
+    assert sqlgen.lock_jobs("x", Dialect.REDSHIFT) == "LOCK x.load_jobs"
+    assert sqlgen.lock_targets("x", [FT], Dialect.REDSHIFT, audit=True) == (
+        "LOCK x.financial_transactions, x.load_audit"
+    )
 
 
 def test_job_statements_avoid_on_conflict_and_returning() -> None:
@@ -152,11 +186,12 @@ def test_identifiers_are_checked() -> None:
         sqlgen.count_rows("s", "pg_authid")
 
 
-def test_redshift_copy_error_queries() -> None:
-    assert "stl_load_errors" in sqlgen.copy_load_errors()
-    assert "pg_last_copy_id()" in sqlgen.copy_load_errors()
+def test_redshift_copy_error_queries_use_the_sys_views() -> None:
+    assert "FROM sys_load_error_detail WHERE query_id = pg_last_copy_id()" in (
+        sqlgen.copy_load_errors()
+    )
     assert sqlgen.last_copy_count() == "SELECT pg_last_copy_count()"
-    assert "FROM stl_load_commits WHERE query = pg_last_copy_id()" in sqlgen.copy_load_commits()
+    assert "FROM sys_load_detail WHERE query_id = pg_last_copy_id()" in (sqlgen.copy_load_commits())
 
 
 def _ddl(dialect: Dialect) -> list[str]:

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sluice.zone import manifest_body, s3_url, split_url
+from sluice.zonestore import ZoneObject
 from warehouse.exceptions import ManifestError
 from warehouse.models import ManifestEntry
-from warehouse.zone import ZoneObject, build_manifest, s3_url, split_url
 
 
 def ndjson_gz(rows: Sequence[dict[str, Any] | bytes]) -> bytes:
@@ -34,7 +35,7 @@ def put_batch(
         zone.write(url, data)
         entries.append(ManifestEntry(url, True, len(data), len(rows)))
     manifest_url = f"s3://{bucket}/manifests/{event_type}/{name}.manifest"
-    zone.write(manifest_url, build_manifest(entries))
+    zone.write(manifest_url, manifest_body(entries))
     return manifest_url
 
 
@@ -70,7 +71,7 @@ class DirectoryZone:
         except FileNotFoundError:
             raise ManifestError(f"{url} does not exist", code="NoSuchKey") from None
 
-    def write(self, url: str, data: bytes) -> None:
+    def write(self, url: str, data: bytes, *, content_type: str | None = None) -> None:
         """Put the object."""
         path = self._path(url)
         path.parent.mkdir(parents=True, exist_ok=True)

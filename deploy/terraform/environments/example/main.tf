@@ -14,6 +14,8 @@ locals {
   # One name serves as Kafka topic and Kinesis stream (SLUICE_STREAM_*).
   stream_names = { for event_type in local.event_types : event_type => "${local.name}-${event_type}" }
   dlq_name     = "${local.name}-dlq"
+
+  schema_registry_name = "${local.name}-schemas"
   bucket_name  = coalesce(var.bucket_name, "${local.name}-zone-${data.aws_caller_identity.current.account_id}")
 
   artifacts = {
@@ -34,6 +36,8 @@ locals {
     SLUICE_S3_CLEAN_PREFIX              = module.storage.prefixes.clean
     SLUICE_S3_ERROR_PREFIX              = module.storage.prefixes.errors
     SLUICE_S3_MANIFEST_PREFIX           = module.storage.prefixes.manifests
+    SLUICE_SCHEMA_REGISTRY              = var.schema_registry
+    SLUICE_SCHEMA_REGISTRY_NAME         = local.schema_registry_name
   }
 
   # MSK with IAM authentication: SASL over TLS with an OAUTHBEARER token signed by the
@@ -162,6 +166,25 @@ module "delivery" {
   kms_key_arn                = module.kms.key_arn
   subnet_ids                 = module.network.private_subnet_ids
   security_group_ids         = [module.network.workload_security_group_id]
+}
+
+# Glue Schema Registry (SLUICE_SCHEMA_REGISTRY=glue): the schemas with their first
+# version; `sluice schemas register --registry glue` adds the later ones in order.
+module "schema_registry" {
+  source = "../../modules/schema_registry"
+  count  = var.schema_registry == "glue" ? 1 : 0
+
+  name = local.schema_registry_name
+  schemas = {
+    for event_type, stream in local.stream_names :
+    stream => file("${path.module}/../../../../schemas/avro/${event_type}.v1.avsc")
+  }
+  reader_role_arns = [
+    module.api.function_role_arn,
+    module.delivery.transform_role_arn,
+    module.consumers.consumer_role_arn,
+  ]
+  registrar_role_arn = var.schema_registrar_role_arn
 }
 
 module "warehouse" {

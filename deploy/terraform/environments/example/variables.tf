@@ -231,3 +231,20 @@ variable "artifacts_dir" {
   type        = string
   default     = "../../../../dist"
 }
+
+variable "schema_registry" {
+  description = "Source of the schema ids on the wire: catalogue (the fixed ids) or glue (a Glue Schema Registry this environment creates); becomes SLUICE_SCHEMA_REGISTRY."
+  type        = string
+  default     = "catalogue"
+
+  validation {
+    condition     = contains(["catalogue", "glue"], var.schema_registry)
+    error_message = "schema_registry must be catalogue or glue."
+  }
+}
+
+variable "schema_registrar_role_arn" {
+  description = "The deploy role allowed to register schema versions in the Glue registry (`sluice schemas register`); null: none."
+  type        = string
+  default     = null
+}

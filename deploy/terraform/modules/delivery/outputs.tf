@@ -18,6 +18,11 @@ output "transform_function_arn" {
   value       = module.transform.function_arn
 }
 
+output "transform_role_arn" {
+  description = "Role of the transform function (it resolves schema ids through the registry)."
+  value       = module.transform.role_arn
+}
+
 output "firehose_role_arn" {
   description = "Role Firehose assumes to read the source and write the zone."
   value       = aws_iam_role.firehose.arn

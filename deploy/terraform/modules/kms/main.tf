@@ -2,7 +2,8 @@
 # topics, secrets and the warehouse are all encrypted with it. Access is granted through
 # IAM (the account root statement delegates to IAM policies); only the services that
 # cannot use an IAM role (CloudWatch Logs, CloudWatch alarms publishing to an encrypted
-# SNS topic) are named in the key policy, each bounded by a condition.
+# SNS topic, S3 notifying an encrypted SQS queue) are named in the key policy, each
+# bounded by a condition.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -41,6 +42,16 @@ resource "aws_kms_key" "this" {
           ArnLike = {
             "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"
           }
+        }
+      },
+      {
+        Sid       = "S3NotifiesEncryptedQueue"
+        Effect    = "Allow"
+        Principal = { Service = "s3.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
         }
       },
       {

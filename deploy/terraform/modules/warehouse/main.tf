@@ -1,7 +1,9 @@
 # The warehouse: a Redshift Serverless namespace and workgroup (encrypted with the
 # environment's key, private, SSL required), the role Redshift assumes for COPY from
-# the zone, and the loader Lambda that S3 invokes for every new object under the
-# trigger prefix (staging COPY, MERGE on event_id, load audit).
+# the zone, and the loader: the bucket notifies an SQS queue of every object created
+# under the clean prefix (Firehose writes no manifests), and the loader Lambda consumes
+# it through an event source mapping with partial batch responses (it groups the
+# objects, writes its own manifest, COPYs into staging, MERGEs on event_id, audits).
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -142,6 +144,47 @@ resource "aws_sqs_queue" "loader_dlq" {
   tags                      = var.tags
 }
 
+# S3 ObjectCreated notifications of the clean prefix; after 5 receives a message that
+# never loaded goes to the dead-letter queue above (the monitoring module alarms on it).
+resource "aws_sqs_queue" "loads" {
+  name                       = "${var.name}-loads"
+  visibility_timeout_seconds = 6 * var.loader_timeout_seconds
+  message_retention_seconds  = 1209600
+  kms_master_key_id          = var.kms_key_arn
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.loader_dlq.arn
+    maxReceiveCount     = 5
+  })
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "loads_queue" {
+  statement {
+    sid       = "ZoneBucketNotifications"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.loads.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [var.bucket_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "loads" {
+  queue_url = aws_sqs_queue.loads.id
+  policy    = data.aws_iam_policy_document.loads_queue.json
+}
+
 data "aws_iam_policy_document" "loader" {
   statement {
     sid       = "ReadCleanFilesAndManifests"
@@ -167,13 +210,24 @@ data "aws_iam_policy_document" "loader" {
   }
 
   statement {
+    sid = "ConsumeLoadNotifications"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.loads.arn]
+  }
+
+  statement {
     sid       = "UseZoneKeyThroughS3"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["s3.${local.region}.amazonaws.com"]
+      values   = ["s3.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
     }
   }
 
@@ -210,31 +264,27 @@ module "loader" {
   tags                   = var.tags
 }
 
-resource "aws_lambda_function_event_invoke_config" "loader" {
-  function_name                = module.loader.function_name
-  maximum_retry_attempts       = 2
-  maximum_event_age_in_seconds = 21600
-}
-
-resource "aws_lambda_permission" "s3" {
-  statement_id   = "AllowZoneBucketNotifications"
-  action         = "lambda:InvokeFunction"
-  function_name  = module.loader.function_name
-  principal      = "s3.amazonaws.com"
-  source_arn     = var.bucket_arn
-  source_account = local.account_id
+resource "aws_lambda_event_source_mapping" "loads" {
+  event_source_arn                   = aws_sqs_queue.loads.arn
+  function_name                      = module.loader.function_arn
+  batch_size                         = 10
+  maximum_batching_window_in_seconds = 5
+  function_response_types            = ["ReportBatchItemFailures"]
+  scaling_config {
+    maximum_concurrency = var.loader_reserved_concurrency
+  }
 }
 
 resource "aws_s3_bucket_notification" "zone" {
   bucket = var.bucket_name
 
-  lambda_function {
-    id                  = "sluice-loader"
-    lambda_function_arn = module.loader.function_arn
-    events              = ["s3:ObjectCreated:*"]
-    filter_prefix       = coalesce(var.loader_trigger_prefix, var.manifest_prefix)
-    filter_suffix       = var.loader_trigger_suffix
+  queue {
+    id            = "sluice-clean-objects"
+    queue_arn     = aws_sqs_queue.loads.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = var.clean_prefix
+    filter_suffix = var.loader_trigger_suffix
   }
 
-  depends_on = [aws_lambda_permission.s3]
+  depends_on = [aws_sqs_queue_policy.loads]
 }

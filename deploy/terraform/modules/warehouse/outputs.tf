@@ -33,8 +33,18 @@ output "loader_function_name" {
   value       = module.loader.function_name
 }
 
+output "loads_queue_url" {
+  description = "SQS queue of the clean prefix's ObjectCreated notifications (SLUICE_WAREHOUSE_LOAD_QUEUE_URL)."
+  value       = aws_sqs_queue.loads.id
+}
+
+output "loads_queue_arn" {
+  description = "ARN of the loader's notification queue."
+  value       = aws_sqs_queue.loads.arn
+}
+
 output "loader_dlq_arn" {
-  description = "SQS queue receiving S3 events the loader failed on after its retries."
+  description = "SQS queue receiving notifications the loader failed on after 5 receives."
   value       = aws_sqs_queue.loader_dlq.arn
 }
 

@@ -53,21 +53,15 @@ variable "clean_prefix" {
 }
 
 variable "manifest_prefix" {
-  description = "Zone prefix of the COPY manifests."
+  description = "Zone prefix of the loader's own COPY manifests."
   type        = string
   default     = "manifests/"
 }
 
-variable "loader_trigger_prefix" {
-  description = "Objects created under this prefix invoke the loader (null: manifest_prefix; the loader handles manifests)."
-  type        = string
-  default     = null
-}
-
 variable "loader_trigger_suffix" {
-  description = "Objects whose key ends with this suffix invoke the loader."
+  description = "Objects under the clean prefix whose key ends with this suffix are notified to the loader queue (Firehose's GZIP objects end with .gz)."
   type        = string
-  default     = ".manifest"
+  default     = ".gz"
 }
 
 variable "loader_package_path" {

@@ -1,8 +1,8 @@
 # The long-running Sluice processes on ECS Fargate, from the application image
 # (deploy/Dockerfile) in a private ECR repository: one service per consumer group
-# (`sluice consume --group <group>`) and the zone loader (`sluice load --orphans
-# --follow`), which loads the clean objects Firehose writes (Firehose writes no
-# manifests). Tasks run in the private subnets without public IPs; secrets reach them
+# (`sluice consume --group <group>`) and the zone loader's sweep (`sluice load
+# --follow` without a queue: it lists the clean prefix and loads what no notification
+# brought to the loader Lambda, after a grace age; Firehose writes no manifests). Tasks run in the private subnets without public IPs; secrets reach them
 # through ECS from Secrets Manager, never as plain environment values.
 
 data "aws_region" "current" {}
@@ -24,7 +24,7 @@ locals {
     },
     var.loader_enabled ? {
       "load" = {
-        command   = ["load", "--orphans", "--follow"]
+        command   = ["load", "--follow"]
         role_arn  = aws_iam_role.loader.arn
         desired   = 1
         extra_env = {}

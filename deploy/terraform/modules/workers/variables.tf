@@ -32,7 +32,7 @@ variable "consumer_role_arn" {
 }
 
 variable "loader_enabled" {
-  description = "Run the zone loader (`sluice load --orphans --follow`) as a service."
+  description = "Run the zone loader (`sluice load --follow`: the sweep of the clean prefix) as a service."
   type        = bool
   default     = true
 }

@@ -1,35 +1,49 @@
-"""Names and bodies of the S3 zone (docs/s3-zone.md)."""
+"""The S3 zone contract (``sluice.zone``, docs/s3-zone.md): names as Firehose names its
+objects, bodies, manifests, S3 notifications."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firehose_transforms.zone import (
+from sluice.config import ZoneSettings
+from sluice.errors import ManifestError
+from sluice.zone import (
+    COLUMNS,
     GroupName,
     ManifestEntry,
-    batch_digest,
     clean_key,
     error_key,
     error_record,
+    event_type_of_key,
     format_position,
     frame_raw,
+    group_by_event_type,
     gzip_bytes,
     kafka_partition_label,
+    loader_manifest_key,
     manifest_body,
-    manifest_key,
+    parse_manifest,
+    parse_object_name,
     raw_key,
+    s3_event_from_message,
+    s3_event_records,
     unframe_raw,
 )
-from sluice.config import ZoneSettings
 from tests.unit.firehose_transforms import builders as b
 
 ZONE = ZoneSettings(s3_bucket="zone")
 ARRIVAL = 1_763_781_605_123  # 2025-11-22T03:20:05.123Z
+# Firehose's documented suffix: <stream>-<version>-<YYYY>-<MM>-<DD>-<HH>-<MM>-<SS>-<uuid><ext>
+FIREHOSE_NAME = re.compile(
+    r"^[A-Za-z0-9_.-]+-\d+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.gz$"
+)
 
 
 def _kafka_name(first: str = "120", last: str = "250") -> GroupName:
@@ -38,15 +52,19 @@ def _kafka_name(first: str = "120", last: str = "250") -> GroupName:
     )
 
 
-def test_kafka_clean_key() -> None:
+def test_clean_key_is_the_partition_prefix_and_a_firehose_object_name() -> None:
     key = clean_key(ZONE, "insurance-claim", "2025-11-22", _kafka_name())
-    assert key == (
-        "clean/event_type=insurance-claim/dt=2025-11-22/sluice-insurance-claim-1-2025-11-22-03-20-05-"
-        "kafka-p0001-00000000000000000120-00000000000000000250.gz"
-    )
+    prefix, name = key.rsplit("/", 1)
+    assert prefix == "clean/event_type=insurance-claim/dt=2025-11-22"
+    assert FIREHOSE_NAME.match(name), name
+    assert name.startswith("sluice-insurance-claim-1-2025-11-22-03-20-05-")
+    parsed = parse_object_name(key)
+    assert parsed is not None
+    assert (parsed.stream, parsed.version, parsed.extension) == ("sluice-insurance-claim", 1, ".gz")
+    assert parsed.written_at.isoformat() == "2025-11-22T03:20:05+00:00"
 
 
-def test_kinesis_clean_key_keeps_sequence_numbers() -> None:
+def test_kinesis_names_are_firehose_names_too() -> None:
     seq1, seq2 = (
         "49546986683135544286507457936321625675700192471156785154",
         "49546986683135544286507457936321625675700192471156785999",
@@ -55,10 +73,7 @@ def test_kinesis_clean_key_keeps_sequence_numbers() -> None:
         "kinesis", "sluice-financial-transaction", "shardId-000000000001", seq1, seq2, ARRIVAL
     )
     key = clean_key(ZONE, "financial-transaction", "2025-11-22", name)
-    assert key.endswith(f"-kinesis-shardId-000000000001-{seq1}-{seq2}.gz")
-    assert key.startswith(
-        "clean/event_type=financial-transaction/dt=2025-11-22/sluice-financial-transaction-1-"
-    )
+    assert FIREHOSE_NAME.match(key.rsplit("/", 1)[1])
 
 
 def test_same_content_same_key_different_range_different_key() -> None:
@@ -68,10 +83,11 @@ def test_same_content_same_key_different_range_different_key() -> None:
     )
 
 
-def test_error_key_uses_the_arrival_hour() -> None:
+def test_error_key_is_the_error_output_prefix_at_the_arrival_hour() -> None:
     key = error_key(ZONE, _kafka_name())
-    assert key.startswith("errors/processing-failed/2025/11/22/03/sluice-insurance-claim-1-")
-    assert key.endswith(".gz")
+    prefix, name = key.rsplit("/", 1)
+    assert prefix == "errors/processing-failed/2025/11/22/03"
+    assert FIREHOSE_NAME.match(name)
 
 
 def test_prefixes_come_from_settings() -> None:
@@ -80,32 +96,25 @@ def test_prefixes_come_from_settings() -> None:
     )
     assert clean_key(zone, "t", "d", _kafka_name()).startswith("c/event_type=t/dt=d/")
     assert error_key(zone, _kafka_name()).startswith("e/processing-failed/")
-    assert manifest_key(
-        zone, "t", kind="kafka", source="s", first_arrival_ms=ARRIVAL, ranges=[]
-    ).startswith("m/t/")
+    assert loader_manifest_key(zone, "t", ["s3://z/c/a.gz"]).startswith("m/t/loader-")
 
 
-def test_manifest_key_is_stable_under_range_order() -> None:
-    ranges = [("p0001", "1", "9"), ("p0000", "3", "4")]
-    a = manifest_key(
-        ZONE, "insurance-claim", kind="kafka", source="s", first_arrival_ms=ARRIVAL, ranges=ranges
-    )
-    b = manifest_key(
-        ZONE,
-        "insurance-claim",
-        kind="kafka",
-        source="s",
-        first_arrival_ms=ARRIVAL,
-        ranges=ranges[::-1],
-    )
-    assert a == b
-    digest = batch_digest(ranges)
-    assert a == f"manifests/insurance-claim/s-1-2025-11-22-03-20-05-kafka-{digest}.manifest"
-    assert len(batch_digest(ranges)) == 16
+def test_names_that_are_not_firehose_names_are_refused() -> None:
+    assert parse_object_name("clean/x/y.gz") is None
+    assert parse_object_name("s-1-2025-11-22-03-20-05-kafka-p0001-1-2.gz") is None
 
 
-def test_manifest_body_is_redshift_manifest_json() -> None:
-    body = json.loads(manifest_body([ManifestEntry("s3://zone/clean/a.gz", 10, 3)]))
+def test_loader_manifest_key_depends_only_on_the_set_of_files() -> None:
+    a = loader_manifest_key(ZONE, "insurance-claim", ["s3://zone/b.gz", "s3://zone/a.gz"])
+    b_ = loader_manifest_key(ZONE, "insurance-claim", ["s3://zone/a.gz", "s3://zone/b.gz"])
+    assert a == b_
+    assert re.fullmatch(r"manifests/insurance-claim/loader-[0-9a-f]{20}\.manifest", a)
+    assert a != loader_manifest_key(ZONE, "insurance-claim", ["s3://zone/a.gz"])
+
+
+def test_manifest_body_is_redshift_manifest_json_and_reads_back() -> None:
+    entry = ManifestEntry("s3://zone/clean/a.gz", True, 10, 3)
+    body = json.loads(manifest_body([entry]))
     assert body == {
         "entries": [
             {
@@ -115,6 +124,63 @@ def test_manifest_body_is_redshift_manifest_json() -> None:
             }
         ]
     }
+    assert parse_manifest(manifest_body([entry])).entries == (entry,)
+
+
+@pytest.mark.parametrize(
+    "data", [b"not json", b"[]", b'{"entries": {}}', b'{"entries": [{"url": "http://x/y"}]}']
+)
+def test_a_manifest_that_is_none_is_refused(data: bytes) -> None:
+    with pytest.raises(ManifestError):
+        parse_manifest(data, "s3://zone/m.manifest")
+
+
+def test_event_type_of_a_key() -> None:
+    assert event_type_of_key(ZONE, "clean/event_type=insurance-claim/dt=d/x.gz") == (
+        "insurance-claim"
+    )
+    assert event_type_of_key(ZONE, "manifests/financial-transaction/loader-1.manifest") == (
+        "financial-transaction"
+    )
+    assert event_type_of_key(ZONE, "clean/event_type=other/dt=d/x.gz") is None
+    assert event_type_of_key(ZONE, "errors/processing-failed/2025/x.gz") is None
+    grouped = group_by_event_type(
+        ZONE,
+        [
+            "s3://zone/clean/event_type=insurance-claim/dt=d/a.gz",
+            "s3://zone/errors/processing-failed/x.gz",
+            "s3://zone/clean/event_type=insurance-claim/dt=d/a.gz",
+        ],
+    )
+    assert grouped == {"insurance-claim": ["s3://zone/clean/event_type=insurance-claim/dt=d/a.gz"]}
+
+
+def test_the_column_lists_are_the_warehouse_tables() -> None:
+    from warehouse.tables import TABLE_SPECS
+
+    for spec in TABLE_SPECS.values():
+        assert spec.column_names == COLUMNS[spec.table.event_type.value]
+
+
+def test_s3_events_decode_keys_and_skip_the_test_event() -> None:
+    body = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": "zone"},
+                    "object": {"key": "clean/a+b%3D1.gz", "size": 3},
+                },
+            }
+        ]
+    }
+    (record,) = s3_event_records(body)
+    assert record.url == "s3://zone/clean/a b=1.gz" and record.created and record.size == 3
+    assert s3_event_from_message(json.dumps({"Event": "s3:TestEvent", "Bucket": "zone"})) == []
+    with pytest.raises(ManifestError):
+        s3_event_from_message("[1]")
+    with pytest.raises(ManifestError):
+        s3_event_records({"Records": [{"s3": {"bucket": {}, "object": {}}}]})
 
 
 def test_error_record_has_the_firehose_fields() -> None:
@@ -149,6 +215,7 @@ def test_positions_are_formatted_per_kind() -> None:
 
 
 def test_the_documented_example_key_is_what_the_code_writes() -> None:
+    # docs/s3-zone.md shows this key; it must be the one the code writes
     from datetime import UTC, datetime
     from pathlib import Path
 
@@ -162,24 +229,13 @@ def test_the_documented_example_key_is_what_the_code_writes() -> None:
 # --------------------------------------------------------------------------- raw backup
 
 
-def test_raw_key_uses_the_arrival_hour_and_the_clean_stem() -> None:
+def test_raw_key_uses_the_arrival_hour_and_the_clean_name() -> None:
     key = raw_key(ZONE, _kafka_name())
-    assert key == (
-        "raw/2025/11/22/03/sluice-insurance-claim-1-2025-11-22-03-20-05-"
-        "kafka-p0001-00000000000000000120-00000000000000000250.gz"
-    )
+    prefix, name = key.rsplit("/", 1)
+    assert prefix == "raw/2025/11/22/03" and FIREHOSE_NAME.match(name)
     clean = clean_key(ZONE, "insurance-claim", "2025-11-22", _kafka_name())
-    assert key.rsplit("/", 1)[1] == clean.rsplit("/", 1)[1]
-
-
-def test_raw_key_is_stable_and_names_the_range() -> None:
-    assert raw_key(ZONE, _kafka_name()) == raw_key(ZONE, _kafka_name())
+    assert name == clean.rsplit("/", 1)[1]
     assert raw_key(ZONE, _kafka_name()) != raw_key(ZONE, _kafka_name(first="121"))
-    seq = "49546986683135544286507457936321625675700192471156785154"
-    name = GroupName("kinesis", "s", "shardId-000000000001", seq, seq, ARRIVAL)
-    assert raw_key(ZONE, name) == (
-        f"raw/2025/11/22/03/s-1-2025-11-22-03-20-05-kinesis-shardId-000000000001-{seq}-{seq}.gz"
-    )
 
 
 def test_raw_prefix_comes_from_settings() -> None:
