@@ -58,10 +58,8 @@ def render_reconcile(report: ReconcileReport, width: int = DEFAULT_WIDTH) -> lis
         lines.append(f"... and {len(report.lost) - MAX_IDS} more lost (--json)")
     for eid, hold in report.withheld[:MAX_IDS]:
         lines.append(f"withheld: {eid}")
-        lines.append(
-            f"  behind load {hold.load_id} ({hold.status}, "
-            f"lease until {hold.lease_expires_at or '-'})"
-        )
+        lines.append(f"  behind load {hold.load_id}")
+        lines.append(f"  ({hold.status}, lease until {hold.lease_expires_at or '-'})")
     if len(report.withheld) > MAX_IDS:
         lines.append(f"... and {len(report.withheld) - MAX_IDS} more withheld (--json)")
     for reason, n in sorted(report.quarantined.items()):

@@ -42,3 +42,34 @@ def test_fits_80_columns_with_every_missing_id_whole() -> None:
     assert "... and 5 more missing at s3_clean (--json)" in lines
     assert f"missing at warehouse: {ids[4]}" in lines
     assert lines[-1] == "MISMATCH"
+
+
+def test_withheld_and_quarantined_fit_80_columns() -> None:
+    from warehouse.reconcile import Hold
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    eid = str(uuid.uuid4())
+    hold = Hold(
+        load_id="load-" + "0" * 40,
+        status="running",
+        lease_expires_at="2026-01-01T00:05:00+00:00",
+        event_ids=frozenset({eid}),
+    )
+    report = reconcile(
+        Window(),
+        {
+            "accepted": None,
+            "stream": [Sighting(eid, at)],
+            "s3_clean": [Sighting(eid, at)],
+            "s3_errors": [],
+            "warehouse": [],
+        },
+        holds=[hold],
+        quarantined={"tenant_conflict": 2},
+    )
+    lines = render_reconcile(report, 80)
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    assert f"withheld: {eid}" in lines
+    assert f"  behind load {hold.load_id}" in lines
+    assert f"  (running, lease until {hold.lease_expires_at})" in lines
+    assert "quarantined (tenant_conflict): 2" in lines
