@@ -53,7 +53,8 @@ lint: $(STAMP)
 	$(BIN)/mypy sluice schemas ingest_api producers firehose_transforms consumers warehouse deploy
 
 # Benchmarks run against the local stack in .sluice/ (started if needed); the ingest
-# benchmark also needs wrk (apt-get install wrk).
+# benchmark also needs wrk (apt-get install wrk). The end-to-end run (e2e.py) makes its
+# own topics, streams, bucket and schema in that stack and removes them afterwards.
 bench: $(STAMP)
 	$(BIN)/sluice stack up
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/ingest.py
@@ -61,6 +62,7 @@ bench: $(STAMP)
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/load.py
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/consume.py
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/dashboard.py
+	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/e2e.py --events 100000 --backend both
 
 stack-up: $(STAMP)
 	$(BIN)/sluice stack up

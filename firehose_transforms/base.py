@@ -165,7 +165,11 @@ def deaggregate(data: bytes) -> list[bytes]:
         hashlib.md5(body, usedforsecurity=False).digest() != digest
     ):
         raise reject(Reason.UNDECODABLE, "KPL aggregate with a bad MD5 digest")
-    from aws_kinesis_agg import messages_pb2  # protobuf is only needed for aggregates
+    # protobuf is only needed for aggregates. messages_pb2 imports config_pb2 as a
+    # top-level module, which resolves only once aws_kinesis_agg.deaggregator (or
+    # .aggregator) has put the package folder on sys.path: import it first.
+    from aws_kinesis_agg import deaggregator as _deaggregator  # noqa: F401
+    from aws_kinesis_agg import messages_pb2
     from google.protobuf.message import DecodeError
 
     aggregate = messages_pb2.AggregatedRecord()

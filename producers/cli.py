@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
-from producers.simulate import ALL_TYPES, SimulationOptions, run_simulation, summary_table
+from producers.simulate import (
+    ALL_TYPES,
+    SimulationOptions,
+    run_simulation,
+    summary_table,
+)
+from sluice.errors import ConfigurationError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -61,6 +68,12 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--timeout", type=float, default=10.0, help="HTTP request timeout in seconds"
     )
+    parser.add_argument(
+        "--accepted-ids",
+        type=Path,
+        metavar="FILE",
+        help="write the event id of every accepted event to FILE, one per line",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_simulate)
@@ -94,7 +107,18 @@ def options_from_args(args: argparse.Namespace) -> SimulationOptions:
 
 def _simulate(args: argparse.Namespace) -> int:
     options = options_from_args(args)
-    summary = run_simulation(options)
+    if args.accepted_ids is not None and not args.accepted_ids.resolve().parent.is_dir():
+        # Checked before the run, not after sending what may be millions of events.
+        raise ConfigurationError(
+            f"--accepted-ids: the folder {args.accepted_ids.resolve().parent} does not exist",
+            code="bad_accepted_ids",
+        )
+    if args.accepted_ids is None:
+        summary = run_simulation(options)
+    else:
+        # Written as the answers arrive: a long run keeps no list of ids in memory.
+        with args.accepted_ids.open("w", encoding="ascii") as ids:
+            summary = run_simulation(options, on_accepted=lambda i: ids.write(f"{i}\n"))
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:

@@ -22,17 +22,21 @@ import contextlib
 import math
 import random
 import time
-import uuid
+from bisect import bisect
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any, Literal, Protocol
+
+import orjson
 
 from producers.base import Publisher, build_outgoing_record
 from producers.models import OutgoingRecord
 from schemas.currencies import quantum
+from schemas.pii import mask_luhn_in_text
 from sluice.config import EventType, StreamSettings
 from sluice.errors import ConfigurationError
 
@@ -182,6 +186,33 @@ DEFECT_KINDS: tuple[DefectKind, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Weights:
+    """Values with their cumulative weights, for one weighted draw."""
+
+    values: tuple[Any, ...]
+    cumulative: tuple[int, ...]
+    total: float
+    hi: int
+
+
+def _weights(pairs: Sequence[tuple[Any, int]]) -> _Weights:
+    values = tuple(value for value, _ in pairs)
+    cumulative = tuple(accumulate(weight for _, weight in pairs))
+    return _Weights(values, cumulative, cumulative[-1] + 0.0, len(values) - 1)
+
+
+_EVENT_TYPE_WEIGHTS = _weights(((FINANCIAL, 2), (CLAIM, 1)))
+_CURRENCY_WEIGHTS = _weights([(code, v[0]) for code, v in _CURRENCIES.items()])
+_COUNTRY_WEIGHTS = {code: _weights(v[2]) for code, v in _CURRENCIES.items()}
+_MERCHANT_WEIGHTS = _weights([(m, m[2]) for m in _MERCHANTS])
+_TRANSACTION_TYPE_WEIGHTS = _weights(_TRANSACTION_TYPES)
+_TRANSACTION_STATUS_WEIGHTS = _weights(_TRANSACTION_STATUSES)
+_LINE_WEIGHTS = _weights([(name, v[0]) for name, v in _LINES.items()])
+_CLAIM_STATUS_WEIGHTS = _weights(_CLAIM_STATUSES)
+_LOCATION_CHOICE = _weights(list(zip(_LOCATIONS, _LOCATION_WEIGHTS, strict=True)))
+
+
 def luhn_check_digit(partial: str) -> str:
     """The digit that makes ``partial + digit`` pass the Luhn check."""
     total = 0
@@ -264,16 +295,29 @@ class EventGenerator:
     def _now_utc(self) -> datetime:
         return self._now or datetime.now(UTC)
 
-    def _weighted(self, choices: Sequence[tuple[Any, int]]) -> Any:
-        values = [c[0] for c in choices]
-        weights = [c[1] for c in choices]
-        return self._rng.choices(values, weights=weights, k=1)[0]
+    def _weighted(self, table: _Weights) -> Any:
+        # What random.choices(values, weights, k=1) does, without rebuilding the
+        # cumulative weights at every call: the same draws, the same events.
+        return table.values[bisect(table.cumulative, self._rng.random() * table.total, 0, table.hi)]
 
     def _uuid(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        # str(uuid.UUID(int=bits, version=4)), formatted directly.
+        bits = self._rng.getrandbits(128)
+        bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
+        bits = (bits & ~(0xF000 << 64)) | (4 << 76)
+        h = f"{bits:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def _hex(self, digits: int) -> str:
         return f"{self._rng.getrandbits(digits * 4):0{digits}x}"
+
+    def _identifier(self, prefix: str, digits: int) -> str:
+        # Random hex can hold a Luhn-valid run of 12+ digits, which the shared rules
+        # refuse in an identifier (it could be a card number): draw again.
+        while True:
+            candidate = f"{prefix}-{self._hex(digits)}"
+            if mask_luhn_in_text(candidate) == candidate:
+                return candidate
 
     def _skewed(self, pool: int) -> int:
         # Busy entities: the top 1% of the pool makes about 10% of the events.
@@ -287,16 +331,16 @@ class EventGenerator:
     def _event_type(self) -> str:
         if len(self.event_types) == 1:
             return self.event_types[0]
-        return self._weighted(((FINANCIAL, 2), (CLAIM, 1)))  # type: ignore[no-any-return]
+        return self._weighted(_EVENT_TYPE_WEIGHTS)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ valid events
 
     def transaction(self) -> dict[str, Any]:
         """A valid ``financial-transaction`` JSON body."""
         now = self._now_utc()
-        currency = self._weighted([(c, v[0]) for c, v in _CURRENCIES.items()])
-        _, typical, countries = _CURRENCIES[currency]
-        kind = self._weighted(_TRANSACTION_TYPES)
+        currency = self._weighted(_CURRENCY_WEIGHTS)
+        typical = _CURRENCIES[currency][1]
+        kind = self._weighted(_TRANSACTION_TYPE_WEIGHTS)
         account = self._skewed(self._accounts)
         body: dict[str, Any] = {
             "event_id": self._uuid(),
@@ -305,22 +349,22 @@ class EventGenerator:
             "occurred_at": _iso(now - timedelta(seconds=self._rng.uniform(0, 120))),
             "source": self._rng.choice(TRANSACTION_SOURCES),
             "tenant_id": BANK_TENANTS[account % len(BANK_TENANTS)],
-            "transaction_id": f"txn-{self._hex(16)}",
+            "transaction_id": self._identifier("txn", 16),
             "account_id": f"acc-{account:06d}",
             "currency": currency,
             "transaction_type": kind,
-            "status": self._weighted(_TRANSACTION_STATUSES),
+            "status": self._weighted(_TRANSACTION_STATUS_WEIGHTS),
             "metadata": {},
         }
         scale = Decimal(1)
         if kind in ("PURCHASE", "REFUND"):
-            mcc, names, _, scale_f = self._weighted([(m, m[2]) for m in _MERCHANTS])
+            mcc, names, _, scale_f = self._weighted(_MERCHANT_WEIGHTS)
             scale = Decimal(str(scale_f))
             channel = "CARD" if self._rng.random() < 0.8 else "MOBILE"
             body["merchant"] = {
                 "name": self._rng.choice(names),
                 "mcc": mcc,
-                "country": self._weighted(countries),
+                "country": self._weighted(_COUNTRY_WEIGHTS[currency]),
             }
         elif kind == "WITHDRAWAL":
             channel = "CARD" if self._rng.random() < 0.85 else "BRANCH"
@@ -329,7 +373,7 @@ class EventGenerator:
                 body["merchant"] = {
                     "name": "ATM",
                     "mcc": "6011",
-                    "country": self._weighted(countries),
+                    "country": self._weighted(_COUNTRY_WEIGHTS[currency]),
                 }
         elif kind == "TRANSFER":
             channel = _TRANSFER_CHANNELS.get(currency) or self._rng.choice(("WIRE", "MOBILE"))
@@ -360,11 +404,9 @@ class EventGenerator:
     def claim(self) -> dict[str, Any]:
         """A valid ``insurance-claim`` JSON body."""
         now = self._now_utc()
-        line = self._weighted([(name, v[0]) for name, v in _LINES.items()])
+        line = self._weighted(_LINE_WEIGHTS)
         _, median, causes = _LINES[line]
-        country, currency, rate, places = self._rng.choices(_LOCATIONS, weights=_LOCATION_WEIGHTS)[
-            0
-        ]
+        country, currency, rate, places = self._weighted(_LOCATION_CHOICE)
         region, postal = self._rng.choice(places)
         reported = now - timedelta(seconds=self._rng.uniform(0, 3600))
         loss_day: date = (reported - timedelta(days=self._rng.randint(0, 60))).date()
@@ -377,7 +419,7 @@ class EventGenerator:
             "occurred_at": _iso(reported + timedelta(seconds=self._rng.uniform(0, 5))),
             "source": self._rng.choice(CLAIM_SOURCES),
             "tenant_id": INSURER_TENANTS[policy % len(INSURER_TENANTS)],
-            "claim_id": f"clm-{self._hex(12)}",
+            "claim_id": self._identifier("clm", 12),
             "policy_id": f"pol-{policy:07d}",
             "policyholder_id": f"ph-{(policy * 7919) % 1_000_003:07d}",
             "line_of_business": line,
@@ -385,7 +427,7 @@ class EventGenerator:
             "reported_at": _iso(reported),
             "claim_amount": amount,
             "currency": currency,
-            "status": self._weighted(_CLAIM_STATUSES),
+            "status": self._weighted(_CLAIM_STATUS_WEIGHTS),
             "cause_of_loss": self._rng.choice(causes),
             "loss_location": {"country": country, "region": region, "postal_code": postal},
             "metadata": {"channel": self._rng.choice(("web", "phone", "broker", "app"))},
@@ -555,6 +597,12 @@ class SimulationSummary:
     sent_by_type: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     accepted_event_ids: list[str] = field(default_factory=list, repr=False)
+    # Given: each accepted id goes to it instead of ``accepted_event_ids``, so a long
+    # run's memory stays flat.
+    on_accepted: Callable[[str], None] | None = field(default=None, repr=False)
+    # Wall clock (Unix seconds) when the first / last accepting answer arrived.
+    first_accepted_at: float | None = None
+    last_accepted_at: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -590,17 +638,26 @@ class SimulationSummary:
             "failed_by_reason": dict(sorted(self.failed_by_reason.items())),
             "generated_invalid": dict(sorted(self.generated_invalid.items())),
             "sent_by_type": dict(sorted(self.sent_by_type.items())),
+            "first_accepted_at": self.first_accepted_at,
+            "last_accepted_at": self.last_accepted_at,
         }
 
     def record(self, outcomes: Sequence[Outcome], latency_s: float) -> None:
         """Count one request's outcomes."""
         self.requests += 1
         self.latencies_ms.append(latency_s * 1000.0)
+        answered_at = time.time()
         for outcome in outcomes:
             if outcome.status == "accepted":
                 self.accepted += 1
+                if self.first_accepted_at is None:
+                    self.first_accepted_at = answered_at
+                self.last_accepted_at = answered_at
                 if outcome.event_id:
-                    self.accepted_event_ids.append(outcome.event_id)
+                    if self.on_accepted is not None:
+                        self.on_accepted(outcome.event_id)
+                    else:
+                        self.accepted_event_ids.append(outcome.event_id)
             elif outcome.status == "rejected":
                 self.rejected += 1
                 reason = outcome.reason or "unknown"
@@ -623,6 +680,10 @@ class Target(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+# Request bodies are encoded with orjson: several times faster than httpx's ``json=``.
+_JSON_CONTENT = {"Content-Type": "application/json"}
 
 
 class HttpTarget:
@@ -664,10 +725,16 @@ class HttpTarget:
         try:
             if self._batch:
                 response = await client.post(
-                    f"/v1/events/{event_type}/batch", json=[e.body for e in events]
+                    f"/v1/events/{event_type}/batch",
+                    content=orjson.dumps([e.body for e in events]),
+                    headers=_JSON_CONTENT,
                 )
             else:
-                response = await client.post(f"/v1/events/{event_type}", json=events[0].body)
+                response = await client.post(
+                    f"/v1/events/{event_type}",
+                    content=orjson.dumps(events[0].body),
+                    headers=_JSON_CONTENT,
+                )
         except httpx.TimeoutException:
             return [Outcome("failed", "http_timeout", e.event_id) for e in events]
         except httpx.TransportError as exc:
@@ -682,8 +749,8 @@ class HttpTarget:
 
 def _json_or_none(response: Any) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
         return None
 
 
@@ -791,6 +858,9 @@ class DirectTarget:
 
 ProgressHook = Callable[[SimulationSummary], None]
 
+# Delay between the starts of two request workers (see ``simulate``).
+_WORKER_STAGGER_S = 0.05
+
 
 async def simulate(
     options: SimulationOptions,
@@ -798,13 +868,18 @@ async def simulate(
     *,
     generator: EventGenerator | None = None,
     on_progress: ProgressHook | None = None,
+    on_accepted: Callable[[str], None] | None = None,
 ) -> SimulationSummary:
-    """Send generated events to ``target`` per ``options``; the summary of the run."""
+    """Send generated events to ``target`` per ``options``; the summary of the run.
+
+    With ``on_accepted``, each accepted event id is handed to it as its answer arrives
+    and ``summary.accepted_event_ids`` stays empty.
+    """
     options.validate()
     generator = generator or EventGenerator(
         options.seed, invalid_ratio=options.invalid_ratio, event_types=options.event_types
     )
-    summary = SimulationSummary(target=target.name)
+    summary = SimulationSummary(target=target.name, on_accepted=on_accepted)
     queue: asyncio.Queue[list[GeneratedEvent] | None] = asyncio.Queue(
         maxsize=options.concurrency * 2
     )
@@ -830,7 +905,11 @@ async def simulate(
         for _ in range(options.concurrency):
             await queue.put(None)
 
-    async def work() -> None:
+    async def work(index: int) -> None:
+        # Workers start one after another, as independent clients arrive: a burst of
+        # simultaneous connects would all be accepted by one process of a server
+        # whose worker processes share a listening socket (uvicorn --workers).
+        await asyncio.sleep(index * _WORKER_STAGGER_S)
         while True:
             batch = await queue.get()
             if batch is None:
@@ -851,7 +930,7 @@ async def simulate(
             if on_progress is not None:
                 on_progress(summary)
 
-    await asyncio.gather(feed(), *(work() for _ in range(options.concurrency)))
+    await asyncio.gather(feed(), *(work(i) for i in range(options.concurrency)))
     summary.elapsed_s = time.monotonic() - started
     return summary
 
@@ -883,11 +962,13 @@ def run_simulation(
     *,
     target: Target | None = None,
     console: Any = None,
+    on_accepted: Callable[[str], None] | None = None,
 ) -> SimulationSummary:
     """Run a simulation to the end (blocking) with a progress bar; returns its summary.
 
     The demo and ``sluice simulate`` call this. ``console`` is a ``rich`` console for
-    the progress bar (default: stderr); no bar when ``options.progress`` is false.
+    the progress bar (default: stderr); no bar when ``options.progress`` is false;
+    ``on_accepted`` as in :func:`simulate`.
     """
     options.validate()
     chosen = target or build_target(options)
@@ -895,7 +976,7 @@ def run_simulation(
     async def main() -> SimulationSummary:
         try:
             with _progress(options, console) as hook:
-                return await simulate(options, chosen, on_progress=hook)
+                return await simulate(options, chosen, on_progress=hook, on_accepted=on_accepted)
         finally:
             await chosen.close()
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -128,3 +134,43 @@ def test_simulate_through_the_api_to_kafka(
         for m in read_topic(stack.kafka_bootstrap, [ft, ic], summary.accepted)
     ]
     assert sorted(landed) == sorted(summary.accepted_event_ids)
+
+
+def test_simulate_command_writes_the_accepted_ids_and_the_time_of_the_last_202(
+    settings_env: dict[str, str],
+    stack: Any,
+    topic_factory: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    ft, ic = topic_factory(partitions=2), topic_factory(partitions=2)
+    env = {
+        **os.environ,
+        "SLUICE_STREAM_BACKEND": "kafka",
+        "SLUICE_STREAM_FINANCIAL_TRANSACTION": ft,
+        "SLUICE_STREAM_INSURANCE_CLAIM": ic,
+    }
+    ids_file = tmp_path / "accepted.txt"
+    before = time.time()
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "sluice.cli", "simulate", "--direct",
+            "--count", "150", "--rate", "0", "--invalid-ratio", "0.2", "--batch-size", "25",
+            "--seed", "11", "--accepted-ids", str(ids_file), "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    after = time.time()
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    ids = ids_file.read_text().split()
+    assert summary["rejected"] > 0 and len(ids) == summary["accepted"] == 150 - summary["rejected"]
+    assert before <= summary["first_accepted_at"] <= summary["last_accepted_at"] <= after
+    landed = [
+        codec.decode(message.value()).record["event_id"]
+        for message in read_topic(stack.kafka_bootstrap, [ft, ic], len(ids))
+    ]
+    assert sorted(landed) == sorted(ids)

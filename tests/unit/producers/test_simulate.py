@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
+import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +30,7 @@ from producers.simulate import (
     EventGenerator,
     GeneratedEvent,
     HttpTarget,
+    Outcome,
     SimulationOptions,
     http_outcomes,
     luhn_check_digit,
@@ -365,3 +372,87 @@ def test_cli_options(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_requires_a_target() -> None:
     with pytest.raises(SystemExit):
         _parse(["--count", "3"])
+
+
+class _SlowTarget:
+    """A target whose answers take a while, recording when each request started."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    async def send(self, event_type: str, events: Sequence[GeneratedEvent]) -> list[Outcome]:
+        self.starts.append(time.monotonic())
+        await asyncio.sleep(0.5)
+        return [Outcome("accepted", None, e.event_id) for e in events]
+
+    async def close(self) -> None:
+        return None
+
+
+def test_request_workers_start_one_after_another_not_in_one_burst() -> None:
+    target = _SlowTarget()
+    options = SimulationOptions(
+        count=4, rate=None, batch_size=1, concurrency=4, url="http://api", progress=False
+    )
+    started = time.monotonic()
+    summary = asyncio.run(simulate(options, target))
+    assert summary.accepted == 4
+    # Every request is in flight at once (each takes 0.5 s), yet their starts are
+    # spread: the last one began after the other three, by the stagger each.
+    offsets = sorted(t - started for t in target.starts)
+    gaps = [b - a for a, b in pairwise(offsets)]
+    assert all(gap >= 0.04 for gap in gaps), offsets
+    assert offsets[-1] < 0.5
+
+
+def test_an_accepted_ids_file_in_a_missing_folder_is_refused_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "missing" / "ids.txt"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "sluice.cli", "simulate", "--url", "http://127.0.0.1:9",
+            "--count", "5", "--accepted-ids", str(target), "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"--accepted-ids: the folder {target.parent} does not exist" in done.stderr
+    assert done.stdout == ""  # no summary: nothing was sent
+    assert not target.parent.exists()
+
+
+def test_accepted_ids_can_go_to_a_sink_instead_of_a_list_kept_in_memory() -> None:
+    publisher = MemoryPublisher()
+    options = SimulationOptions(
+        count=120, rate=None, invalid_ratio=0.2, batch_size=10, direct=True, seed=6,
+        progress=False,
+    )  # fmt: skip
+    seen: list[str] = []
+    summary = asyncio.run(simulate(options, _direct(publisher), on_accepted=seen.append))
+    stored = publisher.records("sluice-financial-transaction") + publisher.records(
+        "sluice-insurance-claim"
+    )
+    assert summary.accepted == len(seen) > 0
+    assert sorted(seen) == sorted(s.record.event_id for s in stored)
+    assert summary.accepted_event_ids == []
+
+
+def test_generated_valid_events_pass_the_shared_event_rules() -> None:
+    # The rules the API and the transform apply beyond the schema (schemas.rules):
+    # random hex identifiers used to hold Luhn-valid digit runs now and then.
+    from schemas.rules import PlausibilityWindow, check_event
+
+    now = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
+    generator = EventGenerator(18, now=now)
+    broken = []
+    for event in generator.events(20_000):
+        record = codec.parse_event(event.event_type, event.body)
+        errors = check_event(event.event_type, record, window=PlausibilityWindow(), now=lambda: now)
+        broken += [(error.code, event.event_id) for error in errors]
+    assert broken == []
