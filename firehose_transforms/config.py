@@ -122,6 +122,10 @@ class DeliverySettings(SluiceSettings):
     firehose_metrics_port: int | None = Field(
         default=None, description="Serve the delivery's Prometheus metrics on this port."
     )
+    firehose_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the delivery's metrics listen on (0.0.0.0 in a container).",
+    )
     firehose_kafka_session_timeout_ms: int = Field(
         default=10_000, ge=1_000, description="Kafka consumer group session timeout (ms)."
     )

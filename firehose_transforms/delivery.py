@@ -399,7 +399,7 @@ def run_delivery(
         options.metrics_port if options.metrics_port is not None else settings.firehose_metrics_port
     )
     if port is not None:
-        metrics.serve(port)
+        metrics.serve(port, addr=settings.firehose_metrics_host)
     sink = FirehoseSink(
         options,
         kind=options.source,

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     console.rule("[bold]7. reconcile this run's events across every stage")
     reconciled = _reconcile(console, report)
     ok = _verdict(console, report) and reconciled and caught_up
+    console.rule("[bold]8. on-call at a glance")
+    _dashboard(console)
     return 0 if ok else 1
 
 
@@ -452,3 +454,25 @@ def _verdict(console: Any, report: DemoReport) -> bool:
         f"settings for other commands are in {stack_env_file()}"
     )
     return True
+
+
+# --- 8. dashboard ----------------------------------------------------------------------
+
+
+def _dashboard(console: Any) -> None:
+    """Leave the live page running (like the stack) and print its URL; open it where a
+    graphical browser exists. The demo itself still returns."""
+    from deploy.local.config import StackSettings
+    from sluice.dashboard.cli import main_background
+
+    try:
+        url = main_background(
+            StackSettings().stack_dir,
+            groups=[DEMO_GROUP],
+            backends=[b.value for b in BACKENDS],
+            open_browser=True,
+        )
+    except SluiceError as exc:
+        console.print(f"[yellow]the live page did not start[/]: {exc}")
+        return
+    console.print(f"live pipeline page: [bold]{url}[/] (stop it: sluice dashboard --stop)")
