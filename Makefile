@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test unit integration lint bench stack-up stack-down clean
+.PHONY: install demo test unit integration lint bench stack-up stack-down clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,25 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sluice demo
 
-test: $(STAMP) $(CHECKOV)
+# The dashboard's browser test drives Debian's chromium (Playwright cannot download
+# browsers here); it is installed when missing and apt-get exists.
+CHROMIUM := /usr/bin/chromium
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; \
+	fi
+
+test: $(STAMP) $(CHECKOV) chromium
 	$(BIN)/sluice schemas check --level FULL_TRANSITIVE
 	$(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) chromium
 	$(BIN)/pytest tests/integration
 
 lint: $(STAMP)
@@ -50,6 +61,7 @@ bench: $(STAMP)
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/transform.py
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/load.py
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/consume.py
+	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/dashboard.py
 	SLUICE_STACK_ENV=$(CURDIR)/.sluice/stack.env $(BIN)/python benchmarks/e2e.py --events 100000 --backend both
 
 stack-up: $(STAMP)

@@ -24,12 +24,13 @@ import time
 import uuid
 from typing import Any
 
-from consumers.base import BatchConsumer, BatchProcessor, RetryPolicy, passthrough_decoder
+from consumers.base import BatchProcessor, RetryPolicy, passthrough_decoder
 from consumers.config import ConsumerSettings
-from consumers.kafka import KafkaSource
 from consumers.memory import MemoryDeadLetters, NoopSink
 from consumers.models import BatchOutcome
+from consumers.runner import BatchConsumer
 from sluice.config import KafkaSettings
+from sluice.streams.kafka import KafkaSource
 
 BATCH = 500
 
@@ -129,7 +130,7 @@ def framework(kafka: KafkaSettings, topic: str, count: int, *, avro: bool) -> fl
     settings = ConsumerSettings(
         consumer_group=f"bench-fw-{uuid.uuid4().hex[:8]}", consumer_batch_max_records=BATCH
     )
-    source = KafkaSource([topic], settings=settings, kafka=kafka)
+    source = KafkaSource([topic], options=settings.reader_options(), kafka=kafka)
     processor = BatchProcessor(
         NoopSink(),
         MemoryDeadLetters(),

@@ -7,6 +7,6 @@ See ``docs/consumers.md``. The calls the demo and operators use::
 
 from __future__ import annotations
 
-from consumers.api import build_consumer, lag_snapshot, run_until_caught_up
+from consumers.api import build_consumer, lag_report_json, lag_snapshot, run_until_caught_up
 
-__all__ = ["build_consumer", "lag_snapshot", "run_until_caught_up"]
+__all__ = ["build_consumer", "lag_report_json", "lag_snapshot", "run_until_caught_up"]

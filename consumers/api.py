@@ -1,6 +1,6 @@
 """Assembling a consumer group member from settings, and the calls the demo makes.
 
-- :func:`build_consumer`: a ready :class:`~consumers.base.BatchConsumer` for the chosen
+- :func:`build_consumer`: a ready :class:`~consumers.runner.BatchConsumer` for the chosen
   backend, sink and group (nothing connects until it runs).
 - :func:`run_until_caught_up`: consume until every partition / shard is at its end.
 - :func:`lag_snapshot`: the group's lag over Kafka and Kinesis in one report.
@@ -16,22 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.base import (
-    BatchConsumer,
     BatchProcessor,
     DeadLetterSink,
     Decoder,
     Positions,
     RetryPolicy,
-    RunSummary,
     Sink,
     decode_record,
 )
 from consumers.config import ConsumerSettings
 from consumers.lag import LagReport, LagWindow, kafka_lag, kinesis_lag
 from consumers.metrics import ConsumerMetrics
-from consumers.models import PartitionKey, StreamRecord
+from consumers.runner import BatchConsumer, RunSummary
 from sluice.config import AwsSettings, KafkaSettings, StreamBackend, StreamSettings
 from sluice.errors import SluiceError
+from sluice.streams.models import PartitionKey, StreamRecord
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +67,12 @@ class MultiStreamSource:
 
     def caught_up(self) -> bool:
         return all(source.caught_up() for source in self.sources.values())
+
+    def assignment(self) -> frozenset[PartitionKey]:
+        return frozenset().union(*(s.assignment() for s in self.sources.values()))
+
+    def waiting_reason(self) -> str:
+        return "; ".join(source.waiting_reason() for source in self.sources.values())
 
     def close(self) -> None:
         for source in self.sources.values():
@@ -137,21 +142,22 @@ def build_consumer(
     metrics: ConsumerMetrics | None = None,
     source: Any = None,
 ) -> BatchConsumer:
-    """A group member ready to :meth:`~consumers.base.BatchConsumer.run`."""
+    """A group member ready to :meth:`~consumers.runner.BatchConsumer.run`."""
     ctx = ctx or ConsumerContext.from_env()
     chosen = StreamBackend(backend or ctx.streams.stream_backend)
     names = list(streams or ctx.event_streams())
     settings = ctx.consumer
     if source is None:
         if chosen is StreamBackend.KAFKA:
-            from consumers.kafka import KafkaSource
+            from sluice.streams.kafka import KafkaSource
 
-            source = KafkaSource(names, settings=settings, kafka=ctx.kafka)
+            source = KafkaSource(names, options=settings.reader_options(), kafka=ctx.kafka)
         else:
-            from consumers.kinesis import KinesisSource
+            from sluice.streams.kinesis import KinesisSource
 
+            options = settings.reader_options()
             source = MultiStreamSource(
-                {name: KinesisSource(name, settings=settings, aws=ctx.aws) for name in names}
+                {name: KinesisSource(name, options=options, aws=ctx.aws) for name in names}
             )
     policy = RetryPolicy(
         attempts=settings.consumer_retry_attempts,
@@ -176,12 +182,11 @@ def build_consumer(
         max_records=settings.consumer_batch_max_records,
         max_wait_s=settings.consumer_batch_max_wait_s,
         observer=observer,
+        assignment_timeout_s=settings.consumer_assignment_timeout_s,
     )
     processor._sleep = consumer.wait
     for member in _members(source):
-        if hasattr(member, "on_assigned"):
-            member.on_assigned = processor.tracker.seed
-            member.on_revoked = consumer.handle_revoke
+        consumer.attach(member)
     return consumer
 
 
@@ -250,7 +255,7 @@ def lag_snapshot(
     rows = []
     problems: list[str] = []
     if StreamBackend.KAFKA in chosen:
-        from consumers.kafka import KafkaGroupAdmin
+        from sluice.streams.kafka_admin import KafkaGroupAdmin
 
         admin = KafkaGroupAdmin(group, kafka=ctx.kafka)
         try:
@@ -260,7 +265,7 @@ def lag_snapshot(
         finally:
             admin.close()
     if StreamBackend.KINESIS in chosen:
-        from consumers.kinesis import DynamoLeaseTable
+        from sluice.streams.dynamodb import DynamoLeaseTable
 
         client = ctx.aws.client("kinesis")
         dynamodb = ctx.aws.client("dynamodb")
@@ -276,3 +281,15 @@ def lag_snapshot(
     now = time.time()
     window = window or LagWindow(stall_after_s=ctx.consumer.consumer_stall_after_s)
     return LagReport(group, now, tuple(window.add(rows, now)), tuple(problems))
+
+
+def lag_report_json(
+    group: str | None = None,
+    *,
+    backends: Sequence[StreamBackend | str] | None = None,
+    streams: Sequence[str] | None = None,
+    ctx: ConsumerContext | None = None,
+) -> dict[str, Any]:
+    """The one-shot lag report of ``group`` as data: exactly what ``sluice lag --json``
+    prints (statuses per Burrow's rules, see docs/consumers.md), for dashboards."""
+    return lag_snapshot(group, backends=backends, streams=streams, ctx=ctx).to_json()

@@ -17,12 +17,10 @@ the batch goes on.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType, MappingProxyType
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from consumers.exceptions import (
@@ -37,10 +35,10 @@ from consumers.models import (
     CommitStep,
     DeadLetter,
     DecodedRecord,
-    PartitionKey,
-    StreamRecord,
 )
 from sluice.errors import RetryableError, is_retryable
+from sluice.streams.base import CheckpointStore, Source
+from sluice.streams.models import PartitionKey, Positions, StreamRecord
 
 if TYPE_CHECKING:
     from schemas.registry.base import SchemaResolver
@@ -51,7 +49,7 @@ AVRO_CONTENT_TYPE = "application/vnd.sluice.avro"
 JSON_CONTENT_TYPE = "application/json"
 MAX_ERROR_MESSAGE = 1000
 
-Positions = Mapping[PartitionKey, int]
+__all__ = ["CheckpointStore", "Positions", "Sink", "Source", "StreamRecord"]
 
 
 # --------------------------------------------------------------------------- protocols
@@ -72,42 +70,6 @@ class Sink(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
-
-
-class Source(Protocol):
-    """A consumer's view of its topic or stream (one group member / worker)."""
-
-    def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
-        """Up to ``max_records`` records, waiting at most ``timeout_s``."""
-        ...
-
-    def checkpoint(self, positions: Positions) -> None:
-        """Durably record the last processed offset of each partition (synchronous)."""
-        ...
-
-    def rewind(self, positions: Positions) -> None:
-        """Read again from these offsets (the first offsets of a failed batch)."""
-        ...
-
-    def caught_up(self) -> bool:
-        """True when every partition this member reads is at its end."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class CheckpointStore(Protocol):
-    """Checkpoints of one group on one topic / stream, as replay and lag see them.
-
-    A checkpoint is the offset of the last processed record of a partition (Kafka
-    stores ``last + 1`` as its committed offset); ``None`` means nothing processed yet.
-    """
-
-    def load(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int | None]: ...
-
-    def save(self, positions: Positions) -> None:
-        """Write checkpoints as given (replay may move them backwards)."""
-        ...
 
 
 class DeadLetterSink(Protocol):
@@ -163,16 +125,24 @@ class CheckpointTracker:
 
 
 class BatchAssembler:
-    """Collects polled records into a batch: full at ``max_records`` or due at ``max_wait_s``."""
+    """Collects polled records into a batch: full at ``max_records`` (or ``max_bytes`` of
+    record values, when given) or due at ``max_wait_s`` after its first poll."""
 
     def __init__(
-        self, max_records: int, max_wait_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        max_records: int,
+        max_wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         self.max_records = max_records
         self.max_wait_s = max_wait_s
+        self.max_bytes = max_bytes
         self._clock = clock
         self._records: list[StreamRecord] = []
         self._started: float | None = None
+        self._bytes = 0
 
     def start(self) -> None:
         if self._started is None:
@@ -181,12 +151,16 @@ class BatchAssembler:
     def add(self, records: Sequence[StreamRecord]) -> None:
         self.start()
         self._records.extend(records)
+        if self.max_bytes is not None:
+            self._bytes += sum(len(r[3]) for r in records)
 
     @property
     def pending(self) -> int:
         return len(self._records)
 
     def capacity(self) -> int:
+        if self.max_bytes is not None and self._bytes >= self.max_bytes:
+            return 0
         return max(0, self.max_records - len(self._records))
 
     def time_left(self) -> float:
@@ -201,6 +175,7 @@ class BatchAssembler:
         batch = Batch(tuple(self._records))
         self._records = []
         self._started = None
+        self._bytes = 0
         return batch
 
     def drop(self, partitions: Iterable[PartitionKey]) -> list[StreamRecord]:
@@ -208,6 +183,7 @@ class BatchAssembler:
         gone = set(partitions)
         removed = [r for r in self._records if r.tp in gone]
         self._records = [r for r in self._records if r.tp not in gone]
+        self._bytes = sum(len(r.value) for r in self._records) if self.max_bytes else 0
         if not self._records:
             self._started = None
         return removed
@@ -222,6 +198,9 @@ class RetryPolicy:
     base_delay_s: float = 0.2
     max_delay_s: float = 10.0
     multiplier: float = 2.0
+    isolate: bool = True
+    """Split a batch failing with a non-transient error to dead-letter the failing
+    records; ``False`` raises that error instead (a sink with no dead-letter queue)."""
 
     def delay(self, attempt: int) -> float:
         """Backoff after the ``attempt``-th failure (1-based), capped exponential."""
@@ -255,6 +234,8 @@ def dead_letter_headers(letter: DeadLetter) -> dict[str, str]:
             "dlq-attempts": str(letter.attempts),
         }
     )
+    if record.sub_sequence is not None:
+        headers["dlq-source-sub-sequence"] = str(record.sub_sequence)
     if record.timestamp_ms is not None:
         headers["dlq-source-timestamp-ms"] = str(record.timestamp_ms)
     return headers
@@ -429,6 +410,8 @@ class BatchProcessor:
             if attempt < self.policy.attempts:
                 self._backoff(attempt)
         assert failure is not None
+        if not self.policy.isolate and not is_retryable(failure):
+            raise failure
         if is_retryable(failure):
             raise SinkUnavailableError(
                 f"batch of {len(records)} records failed {self.policy.attempts} times: "
@@ -483,169 +466,3 @@ class BatchProcessor:
 def _plain_sleep(seconds: float) -> bool:
     time.sleep(seconds)
     return True
-
-
-# --------------------------------------------------------------------------- the run loop
-
-
-@dataclass
-class RunSummary:
-    """What one :meth:`BatchConsumer.run` did."""
-
-    batches: int = 0
-    records: int = 0
-    dead_letters: int = 0
-    rollbacks: int = 0
-    rewinds: int = 0
-
-
-class BatchObserver(Protocol):
-    """Receives what happens to batches (metrics, logs)."""
-
-    def batch_done(self, outcome: BatchOutcome) -> None: ...
-
-    def batch_failed(self, error: BaseException) -> None: ...
-
-
-class _NoObserver:
-    def batch_done(self, outcome: BatchOutcome) -> None:
-        return None
-
-    def batch_failed(self, error: BaseException) -> None:
-        return None
-
-
-class BatchConsumer:
-    """Runs a source through a :class:`BatchProcessor` until stopped.
-
-    SIGTERM (after :meth:`install_signal_handlers`) or :meth:`stop` lets the batch in
-    hand finish and commit (or roll back when it was being retried), then closes the
-    source cleanly so the group rebalances at once.
-    """
-
-    def __init__(
-        self,
-        source: Source,
-        processor: BatchProcessor,
-        *,
-        max_records: int = 500,
-        max_wait_s: float = 1.0,
-        observer: BatchObserver | None = None,
-        poll_slice_s: float = 0.2,
-    ) -> None:
-        self.source = source
-        self.processor = processor
-        self.assembler = BatchAssembler(max_records, max_wait_s)
-        self.observer: BatchObserver = observer or _NoObserver()
-        self.poll_slice_s = poll_slice_s
-        self._stop = threading.Event()
-        self.summary = RunSummary()
-        self._failures = 0
-
-    # -- control
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep unless stopping; False when stopped meanwhile (the processor's ``sleep``)."""
-        return not self._stop.wait(seconds)
-
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the consumer after the batch in hand."""
-
-        def _handler(signum: int, frame: FrameType | None) -> None:
-            logger.info("signal %s: finishing the batch in hand", signum)
-            self.stop()
-
-        signal.signal(signal.SIGTERM, _handler)
-        signal.signal(signal.SIGINT, _handler)
-
-    # -- loop
-    def run(
-        self,
-        *,
-        until_caught_up: bool = False,
-        max_batches: int | None = None,
-        timeout_s: float | None = None,
-    ) -> RunSummary:
-        """Consume until stopped (or caught up / ``max_batches`` / ``timeout_s``)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        try:
-            while not self._stop.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                batch = self._assemble()
-                if len(batch):
-                    self._handle(batch)
-                    if max_batches is not None and self.summary.batches >= max_batches:
-                        break
-                elif until_caught_up and self.source.caught_up():
-                    break
-            if self.assembler.pending:
-                self._handle(self.assembler.take())
-        finally:
-            try:
-                self.source.close()
-            finally:
-                self.processor.close()
-        return self.summary
-
-    def _assemble(self) -> Batch:
-        self.assembler.start()
-        while not self.assembler.ready() and not self._stop.is_set():
-            wait = min(self.poll_slice_s, self.assembler.time_left())
-            records = self.source.poll(self.assembler.capacity(), wait)
-            if records:
-                self.assembler.add(records)
-            elif self.assembler.pending == 0 and wait <= 0:
-                break
-        return self.assembler.take()
-
-    def _handle(self, batch: Batch) -> None:
-        try:
-            outcome = self.processor.process(batch, self.source.checkpoint)
-        except ConsumerInterrupted:
-            self.source.rewind(batch.first_offsets())
-            return
-        except RetryableError as exc:
-            self._failures += 1
-            self.summary.rewinds += 1
-            self.observer.batch_failed(exc)
-            logger.warning(
-                "batch %s not committed (%s); rewinding to the last checkpoint", batch.batch_id, exc
-            )
-            self.source.rewind(batch.first_offsets())
-            self.wait(self.processor.policy.delay(self._failures))
-            return
-        self._failures = 0
-        self.summary.batches += 1
-        self.summary.records += outcome.records
-        self.summary.dead_letters += len(outcome.dead_letters)
-        self.summary.rollbacks += outcome.rollbacks
-        self.observer.batch_done(outcome)
-
-    def handle_revoke(self, partitions: Iterable[PartitionKey]) -> None:
-        """Commit the pending records of partitions that are going away, or drop them.
-
-        Called by the source before it gives the partitions up; dropped records are
-        read again by their next owner from the last checkpoint.
-        """
-        gone = list(partitions)
-        pending = self.assembler.drop(gone)
-        if pending:
-            try:
-                self._commit_on_revoke(Batch(tuple(pending)))
-            except RetryableError as exc:
-                logger.warning("revoked partitions: in-flight batch rolled back (%s)", exc)
-        self.processor.tracker.forget(gone)
-
-    def _commit_on_revoke(self, batch: Batch) -> None:
-        outcome = self.processor.process(batch, self.source.checkpoint)
-        self.summary.batches += 1
-        self.summary.records += outcome.records
-        self.summary.dead_letters += len(outcome.dead_letters)
-        self.observer.batch_done(outcome)

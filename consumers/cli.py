@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,7 @@ def _replay(args: argparse.Namespace) -> int:
     target = _target(args)
     rows: list[ReplayRow]
     if backend is StreamBackend.KAFKA:
-        from consumers.kafka import KafkaGroupAdmin
+        from sluice.streams.kafka_admin import KafkaGroupAdmin
 
         admin = KafkaGroupAdmin(args.group, kafka=ctx.kafka)
         try:
@@ -152,7 +151,7 @@ def _replay(args: argparse.Namespace) -> int:
         finally:
             admin.close()
     else:
-        from consumers.kinesis import DynamoLeaseTable
+        from sluice.streams.dynamodb import DynamoLeaseTable
 
         client = ctx.aws.client("kinesis")
         dynamodb = ctx.aws.client("dynamodb")
@@ -223,39 +222,6 @@ def _lag(args: argparse.Namespace) -> int:
 
 
 def _print_lag(report: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from consumers.lag_view import print_lag
 
-    colours = {"OK": "green", "WARNING": "yellow", "STALLED": "red", "STOPPED": "bold red"}
-    table = Table(title=f"lag of {report.group}: {report.status.value}")
-    for col in (
-        "backend",
-        "stream",
-        "partition",
-        "committed",
-        "end",
-        "lag",
-        "lag s",
-        "last commit",
-        "owner",
-        "status",
-    ):
-        table.add_column(col)
-    for r in report.rows:
-        table.add_row(
-            r.backend,
-            r.stream,
-            r.partition,
-            "-" if r.committed is None else str(r.committed),
-            "-" if r.end is None else str(r.end),
-            f"{r.lag_records}{'' if r.exact else '+'}",
-            f"{r.lag_seconds:.1f}",
-            r.last_commit_at.strftime("%H:%M:%S") if r.last_commit_at else "-",
-            r.owner or "-",
-            f"[{colours[r.status.value]}]{r.status.value}[/]",
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"total lag: {report.total_records} records, oldest {report.max_seconds:.1f} s")
-    for problem in report.problems:
-        print(f"note: {problem}", file=sys.stderr)
+    print_lag(report)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from sluice.config import SluiceSettings
+from sluice.streams.config import ReaderOptions
 
 
 class ConsumerSettings(SluiceSettings):
@@ -84,6 +85,14 @@ class ConsumerSettings(SluiceSettings):
         default=60.0, gt=0, description="Lag above zero without a commit for this long: STALLED."
     )
     consumer_worker_id: str | None = Field(default=None, description="Defaults to host:pid.")
+    consumer_assignment_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A member holding no partition/shard this long says so (group, stream, state); "
+            "`--until-caught-up` then exits non-zero."
+        ),
+    )
     # Reporting.
     consumer_metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port when set."
@@ -95,7 +104,23 @@ class ConsumerSettings(SluiceSettings):
         default="Sluice/Consumers", description="CloudWatch namespace of the EMF metrics."
     )
 
+    def reader_options(self, group: str | None = None) -> ReaderOptions:
+        """How this group's members join their group (the streams layer's options)."""
+        return ReaderOptions(
+            group=group or self.consumer_group,
+            start_position=self.consumer_start_position,
+            session_timeout_ms=self.consumer_session_timeout_ms,
+            max_poll_interval_ms=self.consumer_max_poll_interval_ms,
+            lease_table=self.consumer_lease_table,
+            lease_duration_s=self.consumer_lease_duration_s,
+            lease_renew_interval_s=self.consumer_lease_renew_interval_s,
+            lease_take_interval_s=self.consumer_lease_take_interval_s,
+            max_leases_to_steal=self.consumer_max_leases_to_steal,
+            idle_read_interval_s=self.consumer_idle_read_interval_s,
+            worker_id=self.consumer_worker_id,
+            assignment_timeout_s=self.consumer_assignment_timeout_s,
+        )
+
     def lease_table(self, stream: str) -> str:
         """The lease table of this group on ``stream`` (shard ids repeat across streams)."""
-        base = self.consumer_lease_table or f"sluice-leases-{self.consumer_group}"
-        return f"{base}.{stream}"
+        return self.reader_options().lease_table_for(stream)

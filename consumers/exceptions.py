@@ -5,18 +5,25 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sluice.errors import FatalError, RetryableError
+from sluice.streams.exceptions import CheckpointError, LeaseLostError, LeaseTableError
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointNotForwardError",
+    "ConsumerInterrupted",
+    "DeadLetterError",
+    "DecodeError",
+    "LeaseLostError",
+    "LeaseTableError",
+    "ReplayRefusedError",
+    "SinkUnavailableError",
+]
 
 
 class CheckpointNotForwardError(FatalError):
     """A checkpoint that does not move forward was about to be committed (a bug, never data)."""
 
     default_code: ClassVar[str] = "checkpoint_not_forward"
-
-
-class CheckpointError(RetryableError):
-    """The checkpoint store could not be read or written right now."""
-
-    default_code: ClassVar[str] = "checkpoint_failed"
 
 
 class DecodeError(FatalError):
@@ -35,18 +42,6 @@ class DeadLetterError(RetryableError):
     """The dead-letter queue did not accept a record; the batch is not checkpointed."""
 
     default_code: ClassVar[str] = "dead_letter_failed"
-
-
-class LeaseLostError(RetryableError):
-    """A conditional lease write failed: another worker owns the shard now."""
-
-    default_code: ClassVar[str] = "lease_lost"
-
-
-class LeaseTableError(RetryableError):
-    """The DynamoDB lease table could not be read or written."""
-
-    default_code: ClassVar[str] = "lease_table_failed"
 
 
 class ReplayRefusedError(FatalError):

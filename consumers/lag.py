@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.config import ConsumerSettings
-from consumers.leases import checkpoint_position, iterator_request
-from consumers.models import LagSample, LagStatus, PartitionKey, PartitionLag
+from consumers.models import LagSample, LagStatus, PartitionLag
 from sluice.errors import SluiceError
+from sluice.streams.kinesis import count_backlog
+from sluice.streams.leases import checkpoint_position
+from sluice.streams.models import PartitionKey
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +60,25 @@ def evaluate(
     Burrow's rules, adapted:
 
     1. lag zero now or at any sample in the window: OK;
-    2. the committed position did not move across the window (or, with one sample, no
-       commit for ``stall_after_s``) while lag is above zero: STOPPED when no live
-       consumer owns the partition, STALLED when one does (commits stopped). With
-       owner unknown, Burrow's time rule decides: STOPPED when the time since the last
-       commit exceeds the span of the window, STALLED otherwise;
-    3. the committed position went backwards (a rewind or replay): WARNING;
-    4. commits advance but the lag never decreases across the window: WARNING;
-    5. otherwise OK.
+    2. lag above zero and no live consumer owns the partition (``owner_alive`` False),
+       so nothing can move its commits: STOPPED, in a one-shot sample too, whether or
+       not the commits carry a commit time (metadata) of ours;
+    3. the committed position did not move across the window (or, with one sample, no
+       commit for ``stall_after_s``) while lag is above zero: STALLED when a live
+       consumer owns the partition (commits stopped). With owner unknown, Burrow's time
+       rule decides: STOPPED when the time since the last commit exceeds the span of
+       the window, STALLED otherwise;
+    4. the committed position went backwards (a rewind or replay): WARNING;
+    5. commits advance but the lag never decreases across the window: WARNING;
+    6. otherwise OK.
     """
     if not samples:
         return LagStatus.OK
     current = samples[-1]
     if current.lag == 0 or any(s.lag == 0 for s in samples):
         return LagStatus.OK
+    if owner_alive is False and (len(samples) == 1 or samples[-2].committed == current.committed):
+        return LagStatus.STOPPED
     first = samples[0]
     if len(samples) == 1:
         last_commit = current.last_commit_at
@@ -131,7 +138,9 @@ class LagWindow:
                     last_commit_at=committed_at,
                 )
             )
-            alive = None if row.owner is None and row.backend == "kafka" else row.owner is not None
+            alive = row.live
+            if alive is None and row.backend != "kafka":
+                alive = row.owner is not None
             status = evaluate(
                 list(window), now, owner_alive=alive, stall_after_s=self.stall_after_s
             )
@@ -180,7 +189,7 @@ def _dt(epoch: float | None) -> datetime | None:
 
 
 def kafka_lag(admin: Any, topics: Sequence[str], now: float | None = None) -> list[PartitionLag]:
-    """Lag of a Kafka group (``admin``: :class:`consumers.kafka.KafkaGroupAdmin`)."""
+    """Lag of a Kafka group (``admin``: :class:`sluice.streams.kafka.KafkaGroupAdmin`)."""
     now = time.time() if now is None else now
     partitions: list[PartitionKey] = []
     for topic in topics:
@@ -221,34 +230,6 @@ def kafka_lag(admin: Any, topics: Sequence[str], now: float | None = None) -> li
     return rows
 
 
-def count_kinesis_backlog(
-    client: Any, stream: str, shard: str, checkpoint: str, cap: int = KINESIS_COUNT_CAP
-) -> tuple[int, float | None, bool]:
-    """Records after ``checkpoint`` in a shard: (count, oldest arrival, exact).
-
-    Kinesis has no record counts; the backlog is read (up to ``cap`` records) and
-    KPL aggregates count as their user records.
-    """
-    from consumers.kinesis import user_records
-
-    answer = client.get_shard_iterator(
-        StreamName=stream, ShardId=shard, **iterator_request(checkpoint)
-    )
-    iterator = answer.get("ShardIterator")
-    count, oldest = 0, None
-    while iterator and count < cap:
-        page = client.get_records(ShardIterator=iterator, Limit=min(10_000, cap - count))
-        records = page.get("Records", [])
-        if records and oldest is None:
-            arrival = records[0].get("ApproximateArrivalTimestamp")
-            oldest = arrival.timestamp() if arrival is not None else None
-        count += sum(len(user_records(bytes(r["Data"]))[0]) for r in records)
-        iterator = page.get("NextShardIterator")
-        if not records and int(page.get("MillisBehindLatest", 0)) == 0:
-            break
-    return count, oldest, count < cap
-
-
 def kinesis_lag(
     group: str,
     stream: str,
@@ -258,7 +239,10 @@ def kinesis_lag(
     settings: ConsumerSettings | None = None,
     now: float | None = None,
 ) -> list[PartitionLag]:
-    """Lag of a Kinesis group on ``stream`` from its lease table (``table``)."""
+    """Lag of a Kinesis group on ``stream`` from its lease table (``table``).
+
+    A lease counts as live while its owner renewed it within two lease durations.
+    """
     now = time.time() if now is None else now
     settings = settings or ConsumerSettings()
     renewed = table.last_renewed()
@@ -273,8 +257,8 @@ def kinesis_lag(
         if lease.finished:
             count, oldest, exact = 0, None, True
         else:
-            count, oldest, exact = count_kinesis_backlog(
-                client, stream, lease.lease_key, lease.checkpoint
+            count, oldest, exact = count_backlog(
+                client, stream, lease.lease_key, lease.checkpoint, KINESIS_COUNT_CAP
             )
         position = checkpoint_position(lease.checkpoint)
         rows.append(

@@ -118,6 +118,12 @@ class ConsumerMetrics:
         self.rollbacks = Counter(f"{p}_rollbacks", "Sink rollbacks", labels, registry=r)
         self.failed = Counter(f"{p}_batch_failures", "Batches rewound", labels, registry=r)
         self.dead_letters = Counter(f"{p}_dlq_records", "Records dead-lettered", labels, registry=r)
+        self.dead_letter_reasons = Counter(
+            f"{p}_dlq_reasons",
+            "Records dead-lettered, by reason (the error class)",
+            [*labels, "reason"],
+            registry=r,
+        )
         self.duration = Histogram(
             f"{p}_batch_duration_seconds",
             "Time to write, dead-letter and checkpoint one batch",
@@ -141,6 +147,8 @@ class ConsumerMetrics:
         self.commits.labels(*lbl).inc()
         self.rollbacks.labels(*lbl).inc(outcome.rollbacks)
         self.dead_letters.labels(*lbl).inc(len(outcome.dead_letters))
+        for letter in outcome.dead_letters:
+            self.dead_letter_reasons.labels(*lbl, letter.error_class).inc()
         self.duration.labels(*lbl).observe(outcome.duration_s)
         self.last_commit.labels(*lbl).set(time.time())
         if self.emf_namespace:

@@ -1,4 +1,8 @@
-"""Data shapes of the consumer framework: records, batches, dead letters, lag, replay, leases."""
+"""Data shapes of the consumer framework: decoded records, batches, dead letters, lag, replay.
+
+The record read from a stream, its partition key and the leases are the streams layer's
+(:mod:`sluice.streams.models`).
+"""
 
 from __future__ import annotations
 
@@ -8,45 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
-#: KCL checkpoint sentinels stored in the lease table instead of a sequence number.
-TRIM_HORIZON = "TRIM_HORIZON"
-LATEST = "LATEST"
-SHARD_END = "SHARD_END"
+from sluice.streams.models import PartitionKey, StreamRecord
 
-
-@dataclass(frozen=True, slots=True, order=True)
-class PartitionKey:
-    """One Kafka partition (``"0"``) or one Kinesis shard (``"shardId-000000000001"``)."""
-
-    stream: str
-    partition: str
-
-    def __str__(self) -> str:
-        return f"{self.stream}/{self.partition}"
-
-
-class StreamRecord(NamedTuple):
-    """One record as read from a topic or stream (immutable; cheap to build per record).
-
-    ``offset`` is the Kafka offset or the Kinesis sequence number (as an integer: both
-    grow within a partition). ``timestamp_ms`` is the broker's append time (Kafka
-    record timestamp, Kinesis ApproximateArrivalTimestamp).
-    """
-
-    stream: str
-    partition: str
-    offset: int
-    value: bytes
-    key: bytes | None = None
-    headers: Mapping[str, str] = MappingProxyType({})
-    timestamp_ms: int | None = None
-
-    @property
-    def tp(self) -> PartitionKey:
-        return PartitionKey(self.stream, self.partition)
+__all__ = [
+    "Batch",
+    "BatchOutcome",
+    "CommitStep",
+    "DeadLetter",
+    "DecodedRecord",
+    "LagSample",
+    "LagStatus",
+    "PartitionLag",
+    "ReplayRow",
+]
 
 
 class DecodedRecord(NamedTuple):
@@ -231,19 +211,3 @@ class ReplayRow:
             "target": self.target,
             "records_to_reread": self.records_to_reread,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """One row of the Kinesis lease table (names follow the KCL's)."""
-
-    lease_key: str
-    owner: str | None
-    counter: int
-    checkpoint: str
-    parent_shard_ids: tuple[str, ...] = ()
-    last_checkpoint_at: float | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.checkpoint == SHARD_END

@@ -22,9 +22,10 @@ from typing import Any
 
 from consumers.config import ConsumerSettings
 from consumers.exceptions import ReplayRefusedError
-from consumers.lag import count_kinesis_backlog
-from consumers.leases import AT_SEQUENCE_PREFIX, AT_TIMESTAMP_PREFIX, checkpoint_position
-from consumers.models import LATEST, SHARD_END, TRIM_HORIZON, PartitionKey, ReplayRow
+from consumers.models import ReplayRow
+from sluice.streams.kinesis import count_backlog
+from sluice.streams.leases import AT_SEQUENCE_PREFIX, AT_TIMESTAMP_PREFIX, checkpoint_position
+from sluice.streams.models import LATEST, SHARD_END, TRIM_HORIZON, PartitionKey
 
 
 class TargetKind(StrEnum):
@@ -199,13 +200,11 @@ def replay_kinesis(
         if new == LATEST or (done is None and lease.checkpoint != SHARD_END):
             reread: int | None = 0
         else:
-            count, _, exact = count_kinesis_backlog(client, stream, lease.lease_key, new)
+            count, _, exact = count_backlog(client, stream, lease.lease_key, new)
             if lease.checkpoint == SHARD_END:
                 reread = count
             else:
-                after, _, _ = count_kinesis_backlog(
-                    client, stream, lease.lease_key, lease.checkpoint
-                )
+                after, _, _ = count_backlog(client, stream, lease.lease_key, lease.checkpoint)
                 reread = max(0, count - after) if exact else None
         rows.append(ReplayRow(stream, lease.lease_key, lease.checkpoint, new, reread))
         changes[lease.lease_key] = new

@@ -1,6 +1,8 @@
 """The pure transform: Firehose event in, Firehose response out.
 
-Per record: decode (base64; KPL deaggregation; framed Avro, Confluent or Glue, or JSON) ->
+Per record: decode (base64; KPL deaggregation through :mod:`sluice.streams.kpl`, an
+aggregate failing its digest check being decoded whole, so it fails as
+``undecodable``; framed Avro, Confluent or Glue, or JSON) ->
 drop test events -> clean and mask (:func:`firehose_transforms.clean.to_row`, which also
 checks the business rules) -> drop duplicates within the invocation by ``event_id`` ->
 one :class:`~firehose_transforms.models.TransformResult` per ``recordId``.
@@ -25,7 +27,6 @@ replayed); if all its events are dropped, it is ``Dropped``.
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -48,12 +49,11 @@ from schemas.config import PiiSettings
 from schemas.exceptions import ValidationError
 from schemas.registry.base import SchemaResolver
 from sluice.errors import RetryableError, SluiceError
+from sluice.streams import kpl
 
 logger = logging.getLogger(__name__)
 
-KPL_MAGIC = b"\xf3\x89\x9a\xc2"
-"""The first four bytes of a KPL-aggregated Kinesis record."""
-_KPL_DIGEST_SIZE = 16
+KPL_MAGIC = kpl.MAGIC
 
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
     SluiceError,
@@ -148,36 +148,6 @@ def _arrival_ms(value: Any) -> int:
 
 
 # --------------------------------------------------------------------------- decoding
-
-
-def deaggregate(data: bytes) -> list[bytes]:
-    """The user records of a KPL-aggregated record, or ``[data]`` for a plain one.
-
-    Raises:
-        RecordRejected: ``undecodable`` for an aggregate whose digest does not match or
-            whose protobuf body cannot be parsed (never passed on half-read).
-    """
-    if not data.startswith(KPL_MAGIC):
-        return [data]
-    body = data[len(KPL_MAGIC) : -_KPL_DIGEST_SIZE]
-    digest = data[-_KPL_DIGEST_SIZE:]
-    if len(data) <= len(KPL_MAGIC) + _KPL_DIGEST_SIZE or (
-        hashlib.md5(body, usedforsecurity=False).digest() != digest
-    ):
-        raise reject(Reason.UNDECODABLE, "KPL aggregate with a bad MD5 digest")
-    # protobuf is only needed for aggregates. messages_pb2 imports config_pb2 as a
-    # top-level module, which resolves only once aws_kinesis_agg.deaggregator (or
-    # .aggregator) has put the package folder on sys.path: import it first.
-    from aws_kinesis_agg import deaggregator as _deaggregator  # noqa: F401
-    from aws_kinesis_agg import messages_pb2
-    from google.protobuf.message import DecodeError
-
-    aggregate = messages_pb2.AggregatedRecord()
-    try:
-        aggregate.ParseFromString(body)
-    except DecodeError as exc:
-        raise reject(Reason.UNDECODABLE, "KPL aggregate body is not a valid protobuf") from exc
-    return [bytes(user.data) for user in aggregate.records]
 
 
 def decode_payload(
@@ -380,7 +350,7 @@ class Transformer:
             rows: list[dict[str, Any]] = []
             ids: set[str] = set()
             drop: Reason | None = None
-            for payload in deaggregate(data):
+            for payload in kpl.user_payloads(data):
                 event = decode_payload(
                     payload, validate_json=self._validate_json, registry=self._registry
                 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from typing import Any
 
@@ -68,12 +67,10 @@ def register(sub: Any) -> None:
         default=None,
         help="interval buffering hint, 0-900 s",
     )
-    run.add_argument("--once", action="store_true", help="drain the stream, flush, exit")
     run.add_argument(
-        "--idle-seconds",
-        type=float,
-        default=2.0,
-        help="with --once: how long the stream must stay empty (default 2)",
+        "--once",
+        action="store_true",
+        help="deliver until every partition/shard is read to its end, then exit",
     )
     run.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
     run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics")
@@ -110,7 +107,6 @@ def build_options(args: argparse.Namespace, settings: DeliverySettings) -> Deliv
         metrics_port=args.metrics_port,
         stream=args.stream,
         group_id=args.group_id,
-        idle_seconds=args.idle_seconds,
         max_seconds=args.max_seconds,
         quiet=args.quiet,
         raw_backup=(
@@ -122,7 +118,8 @@ def build_options(args: argparse.Namespace, settings: DeliverySettings) -> Deliv
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from firehose_transforms.delivery import DeliveryRunner, run_delivery
+    from consumers.runner import BatchConsumer
+    from firehose_transforms.delivery import FirehoseSink, run_delivery
 
     settings = DeliverySettings()
     options = build_options(args, settings)
@@ -132,14 +129,14 @@ def _run(args: argparse.Namespace) -> int:
         if not args.quiet:
             console.print(line, highlight=False)
 
-    def hook(runner: DeliveryRunner) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    def hook(consumer: BatchConsumer, sink: FirehoseSink) -> None:
+        consumer.install_signal_handlers()
         if not args.quiet:
             console.print(
-                f"delivering {options.event_type.value} from {runner.source.kind} "
-                f"{runner.source.name} to s3://{runner.zone.s3_bucket} "
+                f"delivering {options.event_type.value} from {sink.kind.value} "
+                f"{sink.stream} to s3://{sink.zone.s3_bucket} "
                 f"(buffer {options.buffer_mib} MiB / {options.buffer_seconds} s"
-                f"{', raw backup on' if runner.raw_backup else ''})",
+                f"{', raw backup on' if sink.raw_backup else ''})",
                 highlight=False,
             )
 

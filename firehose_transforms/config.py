@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from sluice.config import SluiceSettings
+from sluice.config import EventType, SluiceSettings
+from sluice.streams.config import ReaderOptions
 
 # Firehose's own limits and defaults (Amazon Data Firehose developer guide).
 MIN_BUFFER_MIB = 1
@@ -73,8 +74,8 @@ class DeliverySettings(SluiceSettings):
             invocation (Firehose's processor buffer; the request stays under 6 MB).
         firehose_invoke_retries: retries of a failed invocation (Firehose default 3).
         firehose_lambda_arn: written into error records as ``lambdaArn``.
-        firehose_checkpoint_table: DynamoDB table holding Kinesis checkpoints
-            (created on first use).
+        firehose_checkpoint_table: DynamoDB lease table of the Kinesis reader (one per
+            stream, ``<name>.<stream>``; created on first use).
         firehose_group_prefix: Kafka consumer group = prefix + ``-`` + event type.
         firehose_metrics_port: serve Prometheus metrics on this port when set.
         firehose_kafka_session_timeout_ms: consumer group session timeout.
@@ -83,6 +84,8 @@ class DeliverySettings(SluiceSettings):
         firehose_raw_backup: also back up every source record, untransformed, under
             ``SLUICE_S3_RAW_PREFIX`` (Firehose's source record backup,
             ``S3BackupMode=Enabled``); off by default, as in Firehose.
+        firehose_assignment_timeout_s: how long a runner may hold no partition or
+            shard before it says so (``--once`` then fails).
     """
 
     firehose_buffer_mib: int = Field(
@@ -108,13 +111,20 @@ class DeliverySettings(SluiceSettings):
     )
     firehose_checkpoint_table: str = Field(
         default="sluice-firehose-checkpoints",
-        description="DynamoDB table of the delivery's Kinesis checkpoints (created if missing).",
+        description=(
+            "DynamoDB lease/checkpoint table of the delivery's Kinesis reader, one per "
+            "stream as `<name>.<stream>` (created if missing)."
+        ),
     )
     firehose_group_prefix: str = Field(
         default="sluice-firehose", description="Kafka consumer group prefix (+ `-<event type>`)."
     )
     firehose_metrics_port: int | None = Field(
         default=None, description="Serve the delivery's Prometheus metrics on this port."
+    )
+    firehose_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the delivery's metrics listen on (0.0.0.0 in a container).",
     )
     firehose_kafka_session_timeout_ms: int = Field(
         default=10_000, ge=1_000, description="Kafka consumer group session timeout (ms)."
@@ -128,3 +138,25 @@ class DeliverySettings(SluiceSettings):
         default=False,
         description="Back up every source record, untransformed, under the raw prefix.",
     )
+    firehose_assignment_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A runner holding no partition/shard this long says so (group, stream, state); "
+            "`--once` then exits non-zero."
+        ),
+    )
+
+    def group_for(self, event_type: EventType) -> str:
+        """The delivery's consumer group of ``event_type``."""
+        return f"{self.firehose_group_prefix}-{event_type.value}"
+
+    def reader_options(self, group: str) -> ReaderOptions:
+        """How a runner of ``group`` joins it (Kafka member / Kinesis lease worker)."""
+        return ReaderOptions(
+            group=group,
+            session_timeout_ms=self.firehose_kafka_session_timeout_ms,
+            max_poll_interval_ms=self.firehose_kafka_max_poll_interval_ms,
+            lease_table=self.firehose_checkpoint_table,
+            assignment_timeout_s=self.firehose_assignment_timeout_s,
+        )

@@ -1,44 +1,55 @@
 """The local delivery: plays Amazon Data Firehose's part on the local stack.
 
-Boundaries (one narrow Protocol each, with memory, Kafka/Kinesis/S3/DynamoDB
-implementations): :class:`Source` (where records come from, and where the position is
-checkpointed), :class:`ObjectStore` (the S3 zone), :class:`CheckpointStore` (Kinesis
-positions). The transform is called through an :data:`Invoker` (in-process
-``lambda_handler`` by default), with a Firehose-shaped event of the source's type.
+The delivery is a consumer group (the consumers' :class:`~consumers.runner.BatchConsumer`
+over the streams layer's Kafka or Kinesis reader) driving a :class:`FirehoseSink`.
+Firehose's buffering hints are the consumer's batch limits: a batch is full at the
+size hint (bytes of record data) or due at the interval hint after its first poll.
 
 One delivery batch, in numbered steps (the order is the guarantee):
 
-1. buffer source records until the size hint or the interval hint is reached (the
-   interval counts from the first buffered record, so an idle stream still flushes);
-2. with the source record backup on (``raw_backup``), write every source record of
-   the batch, untransformed, under ``raw/`` (one object per source partition);
-3. invoke the transform in chunks of at most ``lambda_buffer_mib`` of record data;
-   a failed invocation (raised, or answered outside the contract) is retried
+1. the consumer assembles the batch (size or interval hint; the Kinesis reader hands
+   out the user records of KPL aggregates, each with its own partition key, as
+   Firehose deaggregates before it invokes the transform);
+2. with the source record backup on (``raw_backup``), the sink writes every source
+   record of the batch, untransformed, under ``raw/`` (one object per source
+   partition);
+3. the sink invokes the transform in chunks of at most ``lambda_buffer_mib`` of record
+   data; a failed invocation (raised, or answered outside the contract) is retried
    ``invoke_retries`` times, then every record of it is an error record
    (``Lambda.FunctionError`` ...);
-4. write the ``Ok`` output gzip-compressed under ``clean/`` (one object per source
-   partition and partition keys), then the error records under
+4. the sink writes the ``Ok`` output gzip-compressed under ``clean/`` (one object per
+   source partition and partition keys), then the error records under
    ``errors/processing-failed/`` (no manifest: Firehose writes none);
-5. only then checkpoint the source (Kafka group commit / Kinesis checkpoint row).
+5. only after the sink committed does the consumer checkpoint the source (Kafka group
+   commit / Kinesis lease checkpoint). A failed sink rolls back and the consumer
+   rewinds to the last checkpoint (the consumers' commit-after-sink rules).
 
-A crash anywhere before step 5 replays the batch on restart: duplicates, never loss.
+A crash anywhere before step 5 replays the batch on restart: duplicates (the same
+object keys, rewritten), never loss.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from consumers.base import BatchProcessor, RetryPolicy, passthrough_decoder
+from consumers.models import DeadLetter, DecodedRecord
+from consumers.runner import BatchConsumer
 from firehose_transforms.config import LAMBDA_PAYLOAD_LIMIT, DeliverySettings
 from firehose_transforms.exceptions import (
     DeliveryConfigurationError,
     InvocationFailed,
+)
+from firehose_transforms.invocation import (
+    EventContext,
+    Outcome,
+    check_response,
+    chunk_for_invocation,
+    firehose_event,
 )
 from firehose_transforms.metrics import DeliveryMetrics
 from firehose_transforms.models import (
@@ -46,22 +57,12 @@ from firehose_transforms.models import (
     DeliveryOptions,
     DeliverySummary,
     SourceKind,
-    SourceRecord,
 )
+from firehose_transforms.planning import PlannedObject, plan_batch, plan_raw_backup
 from sluice.config import ZoneSettings
-from sluice.errors import SluiceError
-from sluice.zone import (
-    NDJSON_CONTENT_TYPE,
-    RAW_CONTENT_TYPE,
-    GroupName,
-    clean_key,
-    error_key,
-    error_record,
-    frame_raw,
-    gzip_bytes,
-    ndjson,
-    raw_key,
-)
+from sluice.errors import FatalError, SluiceError
+from sluice.streams.base import Source
+from sluice.streams.models import StreamRecord
 
 logger = logging.getLogger(__name__)
 
@@ -69,35 +70,13 @@ Invoker = Callable[[dict[str, Any]], Mapping[str, Any]]
 """Calls the transform with a Firehose event and returns its response."""
 
 MIB = 1024 * 1024
-_REQUEST_RECORD_OVERHEAD = 400
-"""Bytes a record adds to the request besides its base64 data (ids, metadata)."""
-
-
-# --------------------------------------------------------------------------- boundaries
-
-
-@runtime_checkable
-class Source(Protocol):
-    """Where the delivery reads records and checkpoints its position."""
-
-    kind: str
-    name: str
-
-    def poll(self, max_records: int, timeout: float) -> list[SourceRecord]:
-        """Up to ``max_records`` new records, waiting at most ``timeout`` seconds."""
-        ...
-
-    def drained(self) -> bool:
-        """True when every partition/shard was read to its end at the last poll."""
-        ...
-
-    def commit(self, positions: Mapping[str, str]) -> None:
-        """Checkpoint: every record up to and including ``positions[partition]`` is done."""
-        ...
-
-    def close(self) -> None:
-        """Release the client (Kafka: leave the group)."""
-        ...
+_MAX_BATCH_RECORDS = 500_000
+"""Records per batch when the size hint is not reached first (bounds memory)."""
+_POLL_RECORDS = 1000
+"""Records per poll: the size hint is checked between polls, so a batch passes it by
+at most one poll's worth."""
+_MIN_WAIT_S = 0.2
+"""An interval hint of 0 s flushes after each poll that brought records."""
 
 
 @runtime_checkable
@@ -119,412 +98,23 @@ class ObjectStore(Protocol):
         ...
 
 
-@runtime_checkable
-class CheckpointStore(Protocol):
-    """Kinesis positions per (stream, shard)."""
+class FirehoseSink:
+    """Firehose's part after buffering: back up, transform, write the zone (steps 2-4).
 
-    def load(self, stream: str, shard: str) -> str | None:
-        """The last checkpointed sequence number, or ``None``."""
-        ...
-
-    def save(self, stream: str, shard: str, sequence: str) -> None:
-        """Store ``sequence``; a position behind the stored one raises."""
-        ...
-
-
-# --------------------------------------------------------------------------- buffering
-
-
-@dataclass
-class DeliveryBuffer:
-    """Firehose's buffering hints: flush at ``max_bytes`` or ``interval`` seconds after
-    the first buffered record, whichever comes first (pure; the clock is passed in)."""
-
-    max_bytes: int
-    interval: float
-    records: list[SourceRecord] = field(default_factory=list)
-    size: int = 0
-    started: float | None = None
-
-    def add(self, records: Sequence[SourceRecord], now: float) -> None:
-        """Buffer ``records`` (received at ``now``)."""
-        if records and self.started is None:
-            self.started = now
-        self.records.extend(records)
-        self.size += sum(len(r.value) for r in records)
-
-    def due(self, now: float) -> bool:
-        """True when the buffer must be flushed now."""
-        if not self.records:
-            return False
-        return self.size >= self.max_bytes or now - (self.started or now) >= self.interval
-
-    def wait(self, now: float, ceiling: float) -> float:
-        """How long the next poll may block without missing the interval."""
-        if self.started is None:
-            return ceiling
-        return max(0.0, min(ceiling, self.started + self.interval - now))
-
-    def take(self) -> list[SourceRecord]:
-        """Empty the buffer, returning what it held."""
-        records, self.records, self.size, self.started = self.records, [], 0, None
-        return records
-
-
-def chunk_for_invocation(
-    records: Sequence[SourceRecord], max_bytes: int
-) -> list[list[SourceRecord]]:
-    """Split a batch into invocations: at most ``max_bytes`` of record data each, and
-    every request under the Lambda 6 MB limit (a single record always gets its own)."""
-    limit = min(max_bytes, (LAMBDA_PAYLOAD_LIMIT - 64 * 1024) * 3 // 4)
-    chunks: list[list[SourceRecord]] = []
-    current: list[SourceRecord] = []
-    size = 0
-    for record in records:
-        cost = len(record.value) + _REQUEST_RECORD_OVERHEAD
-        if current and size + cost > limit:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(record)
-        size += cost
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class EventContext:
-    """What a Firehose event says about its delivery stream and source."""
-
-    kind: str
-    stream: str
-    delivery_stream: str
-    region: str = "us-east-1"
-    account: str = "000000000000"
-
-    @property
-    def delivery_stream_arn(self) -> str:
-        return (
-            f"arn:aws:firehose:{self.region}:{self.account}:deliverystream/{self.delivery_stream}"
-        )
-
-    @property
-    def source_arn(self) -> str:
-        if self.kind == SourceKind.KAFKA:
-            return f"arn:aws:kafka:{self.region}:{self.account}:cluster/sluice-local/{self.stream}"
-        return f"arn:aws:kinesis:{self.region}:{self.account}:stream/{self.stream}"
-
-
-def firehose_event(context: EventContext, records: Sequence[SourceRecord]) -> dict[str, Any]:
-    """The transformation event Firehose sends for ``records``: the MSK-source shape for
-    Kafka, the Kinesis-stream-source shape for Kinesis. ``recordId`` = ``partition:position``."""
-    seed = f"{context.stream}/{records[0].record_id}/{records[-1].record_id}" if records else ""
-    event: dict[str, Any] = {
-        "invocationId": str(uuid.uuid5(uuid.NAMESPACE_URL, seed)),
-        "deliveryStreamArn": context.delivery_stream_arn,
-        "region": context.region,
-    }
-    if context.kind == SourceKind.KAFKA:
-        event["sourceMSKArn"] = context.source_arn
-        event["records"] = [
-            {
-                "recordId": r.record_id,
-                "approximateArrivalTimestamp": r.arrival_ms,
-                "mskRecordMetadata": {
-                    "offset": r.position,
-                    "partitionId": r.partition.lstrip("p").lstrip("0") or "0",
-                    "approximateArrivalTimestamp": r.arrival_ms,
-                },
-                "kafkaRecordValue": base64.b64encode(r.value).decode("ascii"),
-            }
-            for r in records
-        ]
-    else:
-        event["sourceKinesisStreamArn"] = context.source_arn
-        event["records"] = [
-            {
-                "recordId": r.record_id,
-                "approximateArrivalTimestamp": r.arrival_ms,
-                "data": base64.b64encode(r.value).decode("ascii"),
-                "kinesisRecordMetadata": {
-                    "shardId": r.partition,
-                    "partitionKey": r.key or "",
-                    "approximateArrivalTimestamp": r.arrival_ms,
-                    "sequenceNumber": r.position,
-                    "subsequenceNumber": r.subsequence or 0,
-                },
-            }
-            for r in records
-        ]
-    return event
-
-
-# --------------------------------------------------------------------------- outcomes
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one source record after the transform."""
-
-    record: SourceRecord
-    result: str  # Ok | Dropped | ProcessingFailed
-    data: bytes = b""
-    event_type: str | None = None
-    dt: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    attempts: int = 1
-    ended_ms: int = 0
-
-
-def check_response(records: Sequence[SourceRecord], response: Any, data_key: str) -> list[Outcome]:
-    """Read a transform response the way Firehose does.
-
-    Raises:
-        InvocationFailed: the response breaks the contract (not a records list, a
-            missing / unknown / repeated ``recordId``, a bad ``result``, data that is
-            not base64, an ``Ok`` record without partition keys).
-    """
-    if not isinstance(response, Mapping) or not isinstance(response.get("records"), list):
-        raise InvocationFailed("response has no records list", code="Lambda.InvalidOutput")
-    by_id = {r.record_id: r for r in records}
-    answered: dict[str, Outcome] = {}
-    for entry in response["records"]:
-        if not isinstance(entry, Mapping):
-            raise InvocationFailed("response record is not an object", code="Lambda.InvalidOutput")
-        record_id = entry.get("recordId")
-        if not isinstance(record_id, str) or record_id not in by_id:
-            raise InvocationFailed(
-                "response names an unknown recordId", code="Lambda.InvalidRecordId"
-            )
-        if record_id in answered:
-            raise InvocationFailed(
-                f"recordId {record_id} answered twice", code="Lambda.DuplicatedRecordId"
-            )
-        answered[record_id] = _outcome(by_id[record_id], entry, data_key)
-    missing = [rid for rid in by_id if rid not in answered]
-    if missing:
-        raise InvocationFailed(
-            f"{len(missing)} recordId(s) missing from the response", code="Lambda.MissingRecordId"
-        )
-    return [answered[r.record_id] for r in records]
-
-
-def _outcome(record: SourceRecord, entry: Mapping[str, Any], data_key: str) -> Outcome:
-    result = entry.get("result")
-    raw = entry.get(data_key)
-    if result not in ("Ok", "Dropped", "ProcessingFailed"):
-        raise InvocationFailed(
-            f"result {str(result)[:32]!r} is not valid", code="Lambda.InvalidOutput"
-        )
-    if not isinstance(raw, str):
-        raise InvocationFailed(
-            f"record {record.record_id} has no {data_key}", code="Lambda.InvalidOutput"
-        )
-    try:
-        data = base64.b64decode(raw, validate=True)
-    except ValueError as exc:
-        raise InvocationFailed("data is not base64", code="Lambda.InvalidOutput") from exc
-    if result == "Ok":
-        keys = (entry.get("metadata") or {}).get("partitionKeys") or {}
-        event_type, dt = keys.get("event_type"), keys.get("dt")
-        if not isinstance(event_type, str) or not isinstance(dt, str):
-            raise InvocationFailed(
-                "Ok record without partitionKeys event_type and dt", code="Lambda.InvalidOutput"
-            )
-        return Outcome(record, "Ok", data=data, event_type=event_type, dt=dt)
-    if result == "Dropped":
-        return Outcome(record, "Dropped")
-    code, message = _failure_reason(data)
-    return Outcome(
-        record,
-        "ProcessingFailed",
-        error_code="Lambda.ProcessingFailedStatus",
-        error_message=f"{code}: {message}",
-    )
-
-
-def _failure_reason(data: bytes) -> tuple[str, str]:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return "processing_failed", "the transform marked the record ProcessingFailed"
-    if not isinstance(doc, Mapping):
-        return "processing_failed", "the transform marked the record ProcessingFailed"
-    return str(doc.get("errorCode") or "processing_failed"), str(doc.get("errorMessage") or "")
-
-
-# --------------------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedObject:
-    """One object to write."""
-
-    key: str
-    body: bytes
-    content_type: str
-    kind: str  # raw | clean | error
-    rows: int = 0
-    event_type: str | None = None
-
-
-def partition_names(
-    records: Iterable[SourceRecord], *, kind: str, source: str
-) -> dict[str, GroupName]:
-    """The object name of each source partition of a batch: its first and last position
-    over every record of the batch (whatever became of them), and the arrival time of
-    the first. The raw, clean and error objects of one partition share it (pure)."""
-    by_partition: dict[str, list[SourceRecord]] = {}
-    for record in records:
-        by_partition.setdefault(record.partition, []).append(record)
-    names: dict[str, GroupName] = {}
-    for partition, items in by_partition.items():
-        ordered = sorted(items, key=lambda r: _position_key(r.position))
-        names[partition] = GroupName(
-            kind=kind,
-            source=source,
-            partition=partition,
-            first=ordered[0].position,
-            last=ordered[-1].position,
-            first_arrival_ms=ordered[0].arrival_ms,
-        )
-    return names
-
-
-def plan_raw_backup(
-    records: Sequence[SourceRecord], *, kind: str, source: str, zone: ZoneSettings
-) -> list[PlannedObject]:
-    """The source record backup of one batch (pure): one object per source partition,
-    ``raw/YYYY/MM/DD/HH/<stem>.gz``, holding every record of that partition in source
-    order (Ok, Dropped and ProcessingFailed alike), framed by
-    :func:`~sluice.zone.frame_raw` and gzip-compressed. ``rows`` is the
-    number of records."""
-    names = partition_names(records, kind=kind, source=source)
-    by_partition: dict[str, list[SourceRecord]] = {}
-    for record in records:
-        by_partition.setdefault(record.partition, []).append(record)
-    planned: list[PlannedObject] = []
-    for partition in sorted(by_partition):
-        items = sorted(
-            by_partition[partition],
-            key=lambda r: (_position_key(r.position), r.subsequence or 0),
-        )
-        planned.append(
-            PlannedObject(
-                key=raw_key(zone, names[partition]),
-                body=gzip_bytes(frame_raw(r.value for r in items)),
-                content_type=RAW_CONTENT_TYPE,
-                kind="raw",
-                rows=len(items),
-            )
-        )
-    return planned
-
-
-def plan_batch(
-    outcomes: Sequence[Outcome],
-    *,
-    kind: str,
-    source: str,
-    zone: ZoneSettings,
-    lambda_arn: str,
-) -> list[PlannedObject]:
-    """Every object one batch writes, in write order: clean, then errors (pure).
-
-    Like Firehose, the delivery writes no manifest: the loader finds the clean objects
-    through S3 event notifications and its listing sweep."""
-    if not outcomes:
-        return []
-    by_partition: dict[str, list[Outcome]] = {}
-    for outcome in outcomes:
-        by_partition.setdefault(outcome.record.partition, []).append(outcome)
-    names = partition_names((o.record for o in outcomes), kind=kind, source=source)
-    cleans: list[PlannedObject] = []
-    errors: list[PlannedObject] = []
-    for partition in sorted(by_partition):
-        items = sorted(by_partition[partition], key=lambda o: _position_key(o.record.position))
-        name = names[partition]
-        groups: dict[tuple[str, str], list[Outcome]] = {}
-        for o in items:
-            if o.result == "Ok" and o.event_type and o.dt:
-                groups.setdefault((o.event_type, o.dt), []).append(o)
-        for (event_type, dt), group in sorted(groups.items()):
-            body = b"".join(_ensure_newline(o.data) for o in group)
-            rows = body.count(b"\n")
-            cleans.append(
-                PlannedObject(
-                    key=clean_key(zone, event_type, dt, name),
-                    body=gzip_bytes(body),
-                    content_type=NDJSON_CONTENT_TYPE,
-                    kind="clean",
-                    rows=rows,
-                    event_type=event_type,
-                )
-            )
-        failed = [o for o in items if o.result == "ProcessingFailed"]
-        if failed:
-            body = ndjson(
-                error_record(
-                    raw=o.record.value,
-                    arrival_ms=o.record.arrival_ms,
-                    error_code=o.error_code or "Lambda.ProcessingFailedStatus",
-                    error_message=o.error_message or "",
-                    attempts=o.attempts,
-                    attempt_ending_ms=o.ended_ms,
-                    lambda_arn=lambda_arn,
-                )
-                for o in failed
-            )
-            errors.append(
-                PlannedObject(
-                    key=error_key(zone, name),
-                    body=gzip_bytes(body),
-                    content_type=NDJSON_CONTENT_TYPE,
-                    kind="error",
-                    rows=len(failed),
-                )
-            )
-    return [*cleans, *errors]
-
-
-def _position_key(position: str) -> tuple[int, str]:
-    return (len(position), position) if position.isdigit() else (0, position)
-
-
-def _ensure_newline(data: bytes) -> bytes:
-    return data if not data or data.endswith(b"\n") else data + b"\n"
-
-
-def last_positions(records: Sequence[SourceRecord]) -> dict[str, str]:
-    """The highest position per partition (what to checkpoint after the batch)."""
-    out: dict[str, str] = {}
-    for r in records:
-        current = out.get(r.partition)
-        if current is None or _position_key(r.position) > _position_key(current):
-            out[r.partition] = r.position
-    return out
-
-
-# --------------------------------------------------------------------------- the runner
-
-
-class DeliveryRunner:
-    """Reads, buffers, transforms, writes, checkpoints (see the module docstring).
+    A :class:`~consumers.base.Sink`: records written inside one transaction are
+    delivered at :meth:`commit`; :meth:`rollback` forgets them (objects already written
+    are rewritten under the same keys when the batch is read again).
 
     Args:
-        options: what to deliver and the buffering hints.
-        source: the stream reader (Kafka or Kinesis, or memory in tests).
+        options: what is delivered (event type, raw backup).
+        kind / stream: the source's backend and topic/stream name.
         store: the S3 zone.
         invoker: the transform; the in-process ``lambda_handler`` by default.
         zone: bucket and prefixes.
         settings: delivery defaults (retries, Lambda ARN, processor buffer, and the
             source record backup when ``options.raw_backup`` is ``None``).
         metrics: Prometheus metrics; a private registry when omitted.
-        clock / sleep: injectable time (tests).
+        sleep: backoff between invocation attempts (tests pass a no-op).
         progress: called with a one-line message after every batch (console).
     """
 
@@ -532,19 +122,19 @@ class DeliveryRunner:
         self,
         options: DeliveryOptions,
         *,
-        source: Source,
+        kind: SourceKind,
+        stream: str,
         store: ObjectStore,
         invoker: Invoker | None = None,
         zone: ZoneSettings | None = None,
         settings: DeliverySettings | None = None,
         metrics: DeliveryMetrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        validate_options(options)
         self.options = options
-        self.source = source
+        self.kind = kind
+        self.stream = stream
         self.store = store
         self.zone = zone or ZoneSettings(s3_bucket=store.bucket)
         self.settings = settings or DeliverySettings()
@@ -555,94 +145,35 @@ class DeliveryRunner:
         )
         self.metrics = metrics or DeliveryMetrics()
         self._invoker = invoker or _default_invoker()
-        self._clock = clock
         self._sleep = sleep
         self._progress = progress
-        self._stop = False
-        self._closing = False
         self.context = EventContext(
-            kind=source.kind,
-            stream=source.name,
-            delivery_stream=f"sluice-{options.event_type.value}",
-        )
-        self.buffer = DeliveryBuffer(
-            max_bytes=options.buffer_mib * MIB, interval=options.buffer_seconds
+            kind=kind, stream=stream, delivery_stream=f"sluice-{options.event_type.value}"
         )
         self.summary = DeliverySummary(
-            source=source.kind, stream=source.name, event_type=options.event_type.value
+            source=kind.value, stream=stream, event_type=options.event_type.value
         )
+        self._pending: list[StreamRecord] = []
 
-    def stop(self) -> None:
-        """Ask the loop to flush what it holds and return (signal handlers call this)."""
-        self._stop = True
+    # -- Sink
+    def begin(self, batch_id: str) -> None:
+        self._pending = []
 
-    def on_revoke(self) -> None:
-        """The source is losing partitions: deliver and commit what is buffered first.
+    def write(self, records: Sequence[DecodedRecord]) -> None:
+        self._pending.extend(d.record for d in records)
+        self.metrics.buffered.set(len(self._pending))
 
-        Not while closing after a failure: what is still buffered then is read again
-        after the restart (nothing was committed for it).
-        """
-        if not self._closing:
-            self.flush()
-
-    def run(self) -> DeliverySummary:
-        """Deliver until stopped, ``max_seconds`` passed, or (with ``once``) drained."""
-        began = self._clock()
-        idle_since: float | None = None
-        try:
-            while not self._stop:
-                now = self._clock()
-                if self.options.max_seconds is not None and now - began >= self.options.max_seconds:
-                    break
-                records = self._poll(self.buffer.wait(now, 0.5))
-                now = self._clock()
-                self.buffer.add(records, now)
-                if records:
-                    self.metrics.source_records.labels(
-                        self.source.kind, self.options.event_type.value
-                    ).inc(len(records))
-                self.metrics.buffered.set(len(self.buffer.records))
-                if self.buffer.due(now) or (
-                    self.options.buffer_seconds == 0 and self.buffer.records
-                ):
-                    self.flush()
-                if self.options.once:
-                    if records or not self.source.drained():
-                        idle_since = None
-                    elif idle_since is None:
-                        idle_since = now
-                    elif now - idle_since >= self.options.idle_seconds:
-                        break
-            self.flush()
-        finally:
-            self.summary.seconds = self._clock() - began
-            self._closing = True
-            self.source.close()
-        return self.summary
-
-    def _poll(self, timeout: float) -> list[SourceRecord]:
-        """Poll the source; a transient failure is retried with backoff (5 times in a
-        row at most), then raised. Nothing buffered is lost either way: it was not
-        committed."""
-        for attempt in range(1, 7):
-            try:
-                return self.source.poll(1000, timeout)
-            except SluiceError as exc:
-                if not exc.retryable or attempt == 6:
-                    raise
-                logger.warning("reading %s failed (%s); retrying", self.source.name, exc)
-                self._sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def flush(self) -> BatchReport | None:
-        """Deliver everything buffered now as one batch (steps 2-4)."""
-        records = self.buffer.take()
+    def commit(self) -> None:
+        records, self._pending = self._pending, []
         self.metrics.buffered.set(0)
         if not records:
-            return None
-        started = self._clock()
+            return
+        self.metrics.source_records.labels(self.kind.value, self.options.event_type.value).inc(
+            len(records)
+        )
+        started = time.monotonic()
         report = self.deliver(records)
-        self.metrics.batch_seconds.observe(self._clock() - started)
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
         self.summary.add(report)
         if self._progress:
             self._progress(
@@ -652,14 +183,18 @@ class DeliveryRunner:
                 + (f", {len(report.raw_objects)} raw" if self.raw_backup else "")
                 + " objects"
             )
-        return report
 
-    def deliver(self, records: Sequence[SourceRecord]) -> BatchReport:
-        """Back up, transform, write and checkpoint one batch; returns what it did."""
+    def rollback(self) -> None:
+        self._pending = []
+        self.metrics.buffered.set(0)
+
+    # -- one batch
+    def deliver(self, records: Sequence[StreamRecord]) -> BatchReport:
+        """Back up, transform and write one batch (steps 2-4); returns what it did."""
         # The source backup goes first: it holds the batch's records whatever the
         # transform then does with them (even if it never answers).
         backups = (
-            plan_raw_backup(records, kind=self.source.kind, source=self.source.name, zone=self.zone)
+            plan_raw_backup(records, kind=self.kind, source=self.stream, zone=self.zone)
             if self.raw_backup
             else []
         )
@@ -674,14 +209,13 @@ class DeliveryRunner:
             attempts_total += attempts
         planned = plan_batch(
             outcomes,
-            kind=self.source.kind,
-            source=self.source.name,
+            kind=self.kind,
+            source=self.stream,
             zone=self.zone,
             lambda_arn=self.settings.firehose_lambda_arn,
         )
         for obj in planned:
             self._put(obj)
-        self.source.commit(last_positions(records))
         counts = {"Ok": 0, "Dropped": 0, "ProcessingFailed": 0}
         for o in outcomes:
             counts[o.result] += 1
@@ -702,16 +236,16 @@ class DeliveryRunner:
             raw_objects=tuple(p.key for p in backups),
         )
 
-    def _invoke(self, chunk: Sequence[SourceRecord]) -> tuple[list[Outcome], int]:
+    def _invoke(self, chunk: Sequence[StreamRecord]) -> tuple[list[Outcome], int]:
         """Invoke with retries; after the last failed attempt every record is an error."""
         event = firehose_event(self.context, chunk)
-        data_key = "kafkaRecordValue" if self.source.kind == SourceKind.KAFKA else "data"
+        data_key = "kafkaRecordValue" if self.kind == SourceKind.KAFKA else "data"
         attempts = 1 + self.settings.firehose_invoke_retries
         last: InvocationFailed | None = None
         for attempt in range(1, attempts + 1):
             try:
                 response = self._call(event)
-                outcomes = check_response(chunk, response, data_key)
+                outcomes = check_response(self.kind, chunk, response, data_key)
             except InvocationFailed as exc:
                 last = exc
                 self.metrics.invocations.labels("failed").inc()
@@ -814,7 +348,12 @@ def validate_options(options: DeliveryOptions) -> None:
         )
 
 
-# --------------------------------------------------------------------------- the API
+class _NoDeadLetters:
+    """The delivery has no dead-letter queue: failed records go to the error prefix."""
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        if letters:
+            raise FatalError(f"{len(letters)} record(s) could not be delivered")
 
 
 def run_delivery(
@@ -826,27 +365,31 @@ def run_delivery(
     settings: DeliverySettings | None = None,
     zone: ZoneSettings | None = None,
     progress: Callable[[str], None] | None = None,
-    runner_hook: Callable[[DeliveryRunner], None] | None = None,
+    runner_hook: Callable[[BatchConsumer, FirehoseSink], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> DeliverySummary:
     """Run the local delivery with ``options`` and return its totals.
 
-    Sources and the store are built from the ``SLUICE_*`` settings unless given:
-    Kafka consumer group ``<SLUICE_FIREHOSE_GROUP_PREFIX>-<event type>`` (or
-    ``options.group_id``), Kinesis checkpoints in ``SLUICE_FIREHOSE_CHECKPOINT_TABLE``,
-    the zone in ``SLUICE_S3_BUCKET``. ``runner_hook`` receives the runner before it
-    starts (signal handlers use it to call :meth:`DeliveryRunner.stop`).
+    The source and the store are built from the ``SLUICE_*`` settings unless given:
+    consumer group ``<SLUICE_FIREHOSE_GROUP_PREFIX>-<event type>`` (or
+    ``options.group_id``) on Kafka and on Kinesis (leases in
+    ``SLUICE_FIREHOSE_CHECKPOINT_TABLE``.<stream>), the zone in ``SLUICE_S3_BUCKET``.
+    ``runner_hook`` receives the consumer and the sink before the run starts (signal
+    handlers call the consumer's ``stop``).
 
     Raises:
-        DeliveryConfigurationError: a buffering hint is out of range, a stream or the
-            bucket does not exist.
-        DeliveryError: the source or S3 failed after retries (nothing was
+        DeliveryConfigurationError: a buffering hint is out of range.
+        NoAssignmentError: with ``once``, the reader got no partition / shard within
+            ``SLUICE_FIREHOSE_ASSIGNMENT_TIMEOUT_S``.
+        SluiceError: a fatal error of the source or the store (nothing was
             checkpointed past the last complete batch).
     """
     validate_options(options)
     settings = settings or DeliverySettings()
     zone = zone or ZoneSettings()
+    stream = options.stream or _default_stream(options)
     if source is None:
-        source = build_source(options, settings)
+        source = build_source(options, settings, stream)
     if store is None:
         from firehose_transforms.s3 import S3ObjectStore
 
@@ -856,41 +399,85 @@ def run_delivery(
         options.metrics_port if options.metrics_port is not None else settings.firehose_metrics_port
     )
     if port is not None:
-        metrics.serve(port)
-    runner = DeliveryRunner(
+        metrics.serve(port, addr=settings.firehose_metrics_host)
+    sink = FirehoseSink(
         options,
-        source=source,
+        kind=options.source,
+        stream=stream,
         store=store,
         invoker=invoker,
         zone=zone,
         settings=settings,
         metrics=metrics,
+        sleep=sleep,
         progress=progress,
     )
-    if getattr(source, "on_revoke", "absent") is None:
-        source.on_revoke = runner.on_revoke  # type: ignore[attr-defined]
+    consumer = build_delivery_consumer(options, settings, source, sink, sleep=sleep)
     if runner_hook is not None:
-        runner_hook(runner)
-    return runner.run()
+        runner_hook(consumer, sink)
+    began = time.monotonic()
+    try:
+        consumer.run(until_caught_up=options.once, timeout_s=options.max_seconds)
+    finally:
+        sink.summary.seconds = time.monotonic() - began
+    return sink.summary
 
 
-def build_source(options: DeliveryOptions, settings: DeliverySettings) -> Source:
-    """The Kafka or Kinesis source for ``options`` from the ``SLUICE_*`` settings."""
+def build_delivery_consumer(
+    options: DeliveryOptions,
+    settings: DeliverySettings,
+    source: Source,
+    sink: FirehoseSink,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchConsumer:
+    """The consumer group member driving ``sink``: batches bounded by the buffering
+    hints, sink failures retried then rewound (transient) or raised (fatal), never
+    dead-lettered (the transform's failures are error records already)."""
+    processor = BatchProcessor(
+        sink,
+        _NoDeadLetters(),
+        policy=RetryPolicy(
+            attempts=3, record_attempts=1, base_delay_s=0.5, max_delay_s=8.0, isolate=False
+        ),
+        decoder=passthrough_decoder(options.event_type.value),
+    )
+    consumer = BatchConsumer(
+        source,
+        processor,
+        max_records=_MAX_BATCH_RECORDS,
+        max_wait_s=max(float(options.buffer_seconds), _MIN_WAIT_S),
+        max_bytes=options.buffer_mib * MIB,
+        assignment_timeout_s=settings.firehose_assignment_timeout_s,
+        poll_max_records=_POLL_RECORDS,
+    )
+
+    def backoff(seconds: float) -> bool:
+        if consumer.stopping:
+            return False
+        sleep(seconds)
+        return not consumer.stopping
+
+    processor._sleep = backoff
+    consumer.attach(source)
+    return consumer
+
+
+def _default_stream(options: DeliveryOptions) -> str:
     from sluice.config import StreamSettings
 
-    stream = options.stream or StreamSettings().name_for(options.event_type)
+    return StreamSettings().name_for(options.event_type)
+
+
+def build_source(options: DeliveryOptions, settings: DeliverySettings, stream: str) -> Source:
+    """The Kafka or Kinesis reader of ``options`` from the ``SLUICE_*`` settings."""
+    reader = settings.reader_options(options.group_id or settings.group_for(options.event_type))
     if options.source == SourceKind.KAFKA:
-        from firehose_transforms.kafka import KafkaSource
+        from sluice.streams.kafka import KafkaSource
 
-        group = options.group_id or f"{settings.firehose_group_prefix}-{options.event_type.value}"
-        return KafkaSource(
-            stream,
-            group,
-            session_timeout_ms=settings.firehose_kafka_session_timeout_ms,
-            max_poll_interval_ms=settings.firehose_kafka_max_poll_interval_ms,
-        )
+        return KafkaSource([stream], options=reader)
     if options.source == SourceKind.KINESIS:
-        from firehose_transforms.kinesis import DynamoDBCheckpointStore, KinesisSource
+        from sluice.streams.kinesis import KinesisSource
 
-        return KinesisSource(stream, DynamoDBCheckpointStore(settings.firehose_checkpoint_table))
+        return KinesisSource(stream, options=reader)
     raise DeliveryConfigurationError(f"unknown source {options.source!r}")

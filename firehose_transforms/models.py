@@ -83,35 +83,6 @@ class TransformResult:
     rows: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One record read from the Kafka topic or the Kinesis stream.
-
-    Attributes:
-        partition: ``p0003`` style Kafka partition label or the Kinesis shard id.
-        position: Kafka offset or Kinesis sequence number, as a decimal string.
-        arrival_ms: broker timestamp / ``ApproximateArrivalTimestamp`` (epoch ms).
-        value: the record bytes exactly as stored on the stream.
-        key: Kafka key / Kinesis partition key.
-        subsequence: index of a user record inside a KPL aggregate (Kinesis), which
-            the delivery deaggregates before invoking the transform, as Firehose does.
-    """
-
-    partition: str
-    position: str
-    arrival_ms: int
-    value: bytes
-    key: str | None = None
-    subsequence: int | None = None
-
-    @property
-    def record_id(self) -> str:
-        """The deterministic ``recordId``: ``partition:position[:subsequence]``."""
-        if self.subsequence is None:
-            return f"{self.partition}:{self.position}"
-        return f"{self.partition}:{self.position}:{self.subsequence}"
-
-
 class SourceKind(StrEnum):
     """Which stream the delivery reads."""
 
@@ -128,12 +99,11 @@ class DeliveryOptions:
         event_type: which event type's topic/stream to deliver.
         buffer_mib: size hint, 1-128 MiB.
         buffer_seconds: interval hint, 0-900 s (0 flushes after every poll with data).
-        once: drain what is on the stream now, flush, exit.
+        once: deliver until every partition / shard is read to its end, flush, exit
+            (non-zero when no partition / shard is assigned in time).
         metrics_port: serve Prometheus metrics here when set.
         stream: topic/stream name; defaults to the event type's name in StreamSettings.
         group_id: Kafka consumer group; defaults to ``<group prefix>-<event type>``.
-        idle_seconds: with ``once``, how long an empty stream must stay empty before
-            the delivery counts it drained.
         max_seconds: stop after this long (``None``: until interrupted or drained).
         quiet: no console progress.
         raw_backup: also write every source record, as it arrived, under the raw
@@ -149,7 +119,6 @@ class DeliveryOptions:
     metrics_port: int | None = None
     stream: str | None = None
     group_id: str | None = None
-    idle_seconds: float = 2.0
     max_seconds: float | None = None
     quiet: bool = False
     raw_backup: bool | None = None

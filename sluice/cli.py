@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consumers.cli",
     "deploy.cli",
     "sluice.demo",
+    "sluice.dashboard.cli",
 )
 
 EXIT_OK = 0

@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     console.rule("[bold]7. reconcile this run's events across every stage")
     reconciled = _reconcile(console, report)
     ok = _verdict(console, report) and reconciled and caught_up
+    console.rule("[bold]8. on-call at a glance")
+    _dashboard(console)
     return 0 if ok else 1
 
 
@@ -187,76 +189,43 @@ def read_kafka_event_ids(
     """Records of ``topics`` from the beginning, by event id.
 
     Reads until every ``expected`` id was seen or nothing arrived for ``idle_s``. End
-    offsets are not used as the stop condition: the local broker reports them wrongly
+    offsets are not the stop condition alone: the local broker reports them wrongly
     after batched writes (see docs/local-stack.md).
     """
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
     from schemas import decode
+    from sluice.streams.kafka import scan_topics
 
-    consumer = Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": "sluice-demo-reader",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
     found: dict[str, dict[str, Any]] = {}
     wanted = set(expected or ())
+    scan = scan_topics(
+        topics, kafka=kafka, group="sluice-demo-reader", idle_s=idle_s, settle_s=idle_s
+    )
     try:
-        metadata = consumer.list_topics(timeout=10)
-        consumer.assign(
-            [
-                TopicPartition(topic, partition, OFFSET_BEGINNING)
-                for topic in topics
-                for partition in metadata.topics[topic].partitions
-            ]
-        )
-        last_seen = time.monotonic()
-        while time.monotonic() - last_seen < idle_s:
-            messages = consumer.consume(num_messages=1000, timeout=0.5)
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    raise SluiceError(f"reading {message.topic()} failed: {error.str()}")
-                value = message.value()
-                if value is None:
+        for records in scan:
+            for record in records:
+                if not record.value:
                     continue  # a tombstone carries no event
-                decoded = decode(value)
+                decoded = decode(record.value)
                 event_id = str(decoded.record["event_id"])
                 found[event_id] = decoded.record
                 wanted.discard(event_id)
-            if messages:
-                last_seen = time.monotonic()
             if expected and not wanted:
                 break
     finally:
-        consumer.close()
+        scan.close()
     return found
 
 
 def read_kinesis_event_ids(streams: list[str], aws: AwsSettings) -> dict[str, dict[str, Any]]:
     """Every record of ``streams`` (deaggregated) from the trim horizon, by event id."""
-    from firehose_transforms.base import deaggregate
     from schemas import decode
+    from sluice.streams.kinesis import scan_streams
 
-    client = aws.client("kinesis")
     found: dict[str, dict[str, Any]] = {}
-    for stream in streams:
-        for shard in client.list_shards(StreamName=stream)["Shards"]:
-            iterator = client.get_shard_iterator(
-                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            while iterator:
-                page = client.get_records(ShardIterator=iterator, Limit=10000)
-                for record in page["Records"]:
-                    for payload in deaggregate(record["Data"]):
-                        decoded = decode(payload)
-                        found[str(decoded.record["event_id"])] = decoded.record
-                if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
-                    break
-                iterator = page.get("NextShardIterator")
+    for records in scan_streams(aws.client("kinesis"), streams):
+        for record in records:
+            decoded = decode(record.value)
+            found[str(decoded.record["event_id"])] = decoded.record
     return found
 
 
@@ -485,3 +454,25 @@ def _verdict(console: Any, report: DemoReport) -> bool:
         f"settings for other commands are in {stack_env_file()}"
     )
     return True
+
+
+# --- 8. dashboard ----------------------------------------------------------------------
+
+
+def _dashboard(console: Any) -> None:
+    """Leave the live page running (like the stack) and print its URL; open it where a
+    graphical browser exists. The demo itself still returns."""
+    from deploy.local.config import StackSettings
+    from sluice.dashboard.cli import main_background
+
+    try:
+        url = main_background(
+            StackSettings().stack_dir,
+            groups=[DEMO_GROUP],
+            backends=[b.value for b in BACKENDS],
+            open_browser=True,
+        )
+    except SluiceError as exc:
+        console.print(f"[yellow]the live page did not start[/]: {exc}")
+        return
+    console.print(f"live pipeline page: [bold]{url}[/] (stop it: sluice dashboard --stop)")

@@ -52,6 +52,10 @@ def register(subparsers: Any) -> None:
         "--workers", type=int, help="processes validating files in parallel (default: settings)"
     )
     load.add_argument("--json", action="store_true", help="print outcomes as JSON")
+    load.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    load.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of /metrics (0.0.0.0 in a container)"
+    )
     load.set_defaults(handler=cmd_load)
 
     rec = subparsers.add_parser("reconcile", help="count events per stage and list what is missing")
@@ -148,6 +152,17 @@ def cmd_load(args: argparse.Namespace) -> int:
         return _status(settings, args.json)
     loader = build_loader(settings, args.workers, args.grace)
     console = Console(stderr=args.json)
+    metrics = None
+    if args.metrics_port is not None:
+        from warehouse.metrics import LoaderMetrics
+
+        metrics = LoaderMetrics()
+        metrics.serve(args.metrics_port, addr=args.metrics_host)
+
+    def count(summary: Any) -> None:
+        if metrics is not None:
+            metrics.record(summary.totals(), len(summary.failed))
+
     stopping = {"flag": False}
 
     def stop(*_: Any) -> None:
@@ -163,6 +178,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 summary.manifests_seen += 1
                 if outcome is not None:
                     summary.outcomes.append(outcome)
+            count(summary)
             problems = _report(summary, args.json, console)
         elif args.follow:
             signal.signal(signal.SIGTERM, stop)
@@ -176,11 +192,13 @@ def cmd_load(args: argparse.Namespace) -> int:
             for summary in loader.follow(
                 interval=interval, stop=lambda: stopping["flag"], sweep=sweep
             ):
+                count(summary)
                 if summary.outcomes:
                     problems = _report(summary, args.json, console) or problems
         else:
             with console.status("loading"):
                 summary = loader.run_once(sweep=sweep)
+            count(summary)
             problems = _report(summary, args.json, console)
     finally:
         loader.close()
@@ -290,48 +308,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def print_report(report: Any, console: Any = None) -> None:
-    """The reconcile table (rich)."""
-    from rich.console import Console
-    from rich.table import Table
+    """The reconcile report as text that fits the terminal."""
+    from warehouse.reconcile_view import print_reconcile
 
-    console = console or Console()
-    table = Table(title="reconcile")
-    for col in (
-        "stage",
-        "events",
-        "distinct",
-        "difference",
-        "duplicates",
-        "missing",
-        "unidentified",
-        "test events",
-    ):
-        table.add_column(col, justify="right" if col != "stage" else "left")
-    for s in report.stages:
-        if not s.available:
-            table.add_row(s.stage, "n/a", "", "", "", "", "", "")
-            continue
-        table.add_row(
-            s.stage,
-            str(s.total),
-            str(s.distinct),
-            f"{s.difference:+d}",
-            str(len(s.duplicates)),
-            str(len(s.missing)),
-            str(s.unidentified),
-            str(s.test_events),
-        )
-    console.print(table)
-    for s in report.stages:
-        for eid in s.missing[:20]:
-            console.print(f"[red]missing at {s.stage}[/]: {eid}")
-    for eid in report.lost[:20]:
-        console.print(f"[red]lost (neither in the warehouse nor in errors)[/]: {eid}")
-    for eid, hold in report.withheld[:20]:
-        console.print(
-            f"[yellow]withheld[/] {eid}: behind load {hold.load_id} ({hold.status}, "
-            f"lease until {hold.lease_expires_at or '-'})"
-        )
-    for reason, n in sorted(report.quarantined.items()):
-        console.print(f"quarantined ({reason}): {n}")
-    console.print("[green]OK: nothing missing[/]" if report.ok else "[red]MISMATCH[/]")
+    print_reconcile(report, console)

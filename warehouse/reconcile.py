@@ -31,7 +31,6 @@ import base64
 import binascii
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,9 @@ from typing import Any
 
 from sluice.config import AwsSettings, KafkaSettings, ZoneSettings
 from sluice.errors import SluiceError
+from sluice.streams import kpl
+from sluice.streams.kafka import scan_topics
+from sluice.streams.kinesis import scan_streams
 from sluice.zone import gunzip
 from sluice.zonestore import Zone
 from warehouse.base import Warehouse
@@ -307,17 +309,12 @@ def identify_payload(payload: bytes, test_sources: tuple[str, ...] | None = None
     Test events (the transform's rule, ``firehose_transforms.clean.is_test_event``) are
     marked, since the transform drops them on purpose.
     """
-    from firehose_transforms.base import deaggregate, decode_payload
+    from firehose_transforms.base import decode_payload
     from firehose_transforms.clean import is_test_event
 
     prefixes = _test_sources() if test_sources is None else test_sources
-
-    try:
-        parts = deaggregate(payload)
-    except SluiceError:
-        return [Sighting(None)]
     out = []
-    for part in parts:
+    for part in kpl.user_payloads(payload):
         try:
             event = decode_payload(part)
             out.append(sighting_of(event, test=is_test_event(event, prefixes)))
@@ -367,47 +364,13 @@ def kafka_stream_source(
     """
 
     def read(window: Window) -> list[Sighting] | None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
-        conf = dict(settings.client_config())
-        conf.update({"group.id": "sluice-reconcile", "enable.auto.commit": False})
-        consumer = Consumer(conf)
         prefixes = _test_sources()
         out: list[Sighting] = []
-        try:
-            remaining: dict[tuple[str, int], int] = {}
-            assignment = []
-            for topic in topics:
-                meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-                if meta is None or meta.error is not None:
-                    continue
-                for p in meta.partitions:
-                    tp = TopicPartition(topic, p)
-                    _, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-                    if high > 0:
-                        remaining[(topic, p)] = high
-                    assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-            if not assignment:
-                return out
-            consumer.assign(assignment)
-            idle_since = time.monotonic()
-            while True:
-                idle = time.monotonic() - idle_since
-                if idle >= timeout or (not remaining and idle >= settle):
-                    break
-                msg = consumer.poll(0.2)
-                if msg is None or msg.error():
-                    continue
-                idle_since = time.monotonic()
-                out.extend(identify_payload(msg.value() or b"", prefixes))
-                key = (msg.topic(), msg.partition())
-                offset = msg.offset()
-                if key in remaining and offset is not None and offset + 1 >= remaining[key]:
-                    del remaining[key]
-        except KafkaException as exc:
-            raise SluiceError(f"reading the stream failed: {exc}", code="kafka") from exc
-        finally:
-            consumer.close()
+        for records in scan_topics(
+            topics, kafka=settings, group="sluice-reconcile", idle_s=timeout, settle_s=settle
+        ):
+            for record in records:
+                out.extend(identify_payload(record.value, prefixes))
         return out
 
     return read
@@ -422,19 +385,10 @@ def kinesis_stream_source(
         kinesis = client or aws.client("kinesis")
         prefixes = _test_sources()
         out: list[Sighting] = []
-        for stream in streams:
-            shards = kinesis.list_shards(StreamName=stream)["Shards"]
-            for shard in shards:
-                it = kinesis.get_shard_iterator(
-                    StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-                while it:
-                    resp = kinesis.get_records(ShardIterator=it, Limit=10000)
-                    for rec in resp["Records"]:
-                        out.extend(identify_payload(rec["Data"], prefixes))
-                    if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
-                        break
-                    it = resp.get("NextShardIterator")
+        # User records come deaggregated, so an aggregate is identified once.
+        for records in scan_streams(kinesis, streams):
+            for record in records:
+                out.extend(identify_payload(record.value, prefixes))
         return out
 
     return read

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from consumers.kafka import KafkaCheckpointStore, KafkaGroupAdmin
-from consumers.kinesis import DynamoCheckpointStore, DynamoLeaseTable
-from consumers.memory import MemoryCheckpointStore
-from consumers.models import PartitionKey
 from sluice.config import KafkaSettings
+from sluice.streams.dynamodb import DynamoCheckpointStore, DynamoLeaseTable
+from sluice.streams.kafka_admin import KafkaCheckpointStore, KafkaGroupAdmin
+from sluice.streams.memory import MemoryCheckpointStore
+from sluice.streams.models import PartitionKey
 from tests.unit.consumers.checkpoint_contract import CheckpointStoreContract
 
 pytestmark = pytest.mark.integration

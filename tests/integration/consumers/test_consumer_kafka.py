@@ -21,14 +21,15 @@ from typing import Any
 import pytest
 
 from consumers.api import ConsumerContext, build_consumer, lag_snapshot
-from consumers.base import BatchConsumer, Sink
+from consumers.base import Sink
 from consumers.exceptions import ReplayRefusedError
-from consumers.kafka import KafkaGroupAdmin
 from consumers.models import DecodedRecord
 from consumers.replay import ReplayTarget, TargetKind, replay_kafka
+from consumers.runner import BatchConsumer
 from consumers.sinks import WarehouseSink, default_row_builder
 from sluice.cli import main as sluice_main
 from sluice.errors import FatalError
+from sluice.streams.kafka_admin import KafkaGroupAdmin
 from tests.integration.consumers.consumer_support import (
     Worker,
     kafka_values,

@@ -16,13 +16,16 @@ from typing import Any
 import pytest
 
 from consumers.api import ConsumerContext, build_consumer, lag_snapshot
-from consumers.base import BatchConsumer, Sink
+from consumers.base import Sink
 from consumers.exceptions import LeaseLostError
-from consumers.kinesis import DynamoLeaseTable, user_records
-from consumers.models import SHARD_END, DecodedRecord, Lease
+from consumers.models import DecodedRecord
+from consumers.runner import BatchConsumer
 from consumers.sinks import WarehouseSink, default_row_builder
 from sluice.cli import main as sluice_main
 from sluice.errors import FatalError
+from sluice.streams.dynamodb import DynamoLeaseTable
+from sluice.streams.kinesis import scan_streams
+from sluice.streams.models import SHARD_END, Lease
 from tests.integration.consumers.consumer_support import (
     Worker,
     make_events,
@@ -157,15 +160,7 @@ def test_sink_failing_once_rolls_back_and_retries_without_loss(
 
 
 def read_stream(client: Any, stream: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for shard in client.list_shards(StreamName=stream)["Shards"]:
-        it = client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        page = client.get_records(ShardIterator=it, Limit=1000)
-        for r in page["Records"]:
-            out.extend(json.loads(payload) for payload in user_records(bytes(r["Data"]))[0])
-    return out
+    return [json.loads(r.value) for records in scan_streams(client, [stream]) for r in records]
 
 
 def test_poison_records_land_in_the_dlq_and_the_shard_moves_on(

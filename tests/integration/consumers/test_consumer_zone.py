@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from consumers.api import ConsumerContext, build_consumer
-from consumers.kinesis import DynamoLeaseTable
 from consumers.replay import ReplayTarget, TargetKind, replay_kinesis
 from consumers.sinks import ZoneSink, default_row_builder
 from sluice.config import ZoneSettings
+from sluice.streams.dynamodb import DynamoLeaseTable
 from sluice.zone import parse_object_name
 from tests.integration.consumers.consumer_support import make_events, put_kinesis
 

@@ -44,6 +44,9 @@ def _command(kind: str, stream: str, group: str, *extra: str) -> list[str]:
         "1",
         "--buffer-seconds",
         "1",
+        # the source backup is written first in every batch: its first object marks a
+        # runner in the middle of a batch (before the transform and the checkpoint)
+        "--raw-backup",
         "--quiet",
         *extra,
     ]
@@ -70,35 +73,37 @@ def test_kill_9_mid_batch_and_restart_loses_no_event(
         "SLUICE_FIREHOSE_CHECKPOINT_TABLE": dynamodb_table_factory(),
         "SLUICE_FIREHOSE_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "SLUICE_FIREHOSE_KAFKA_MAX_POLL_INTERVAL_MS": "10000",
-        "SLUICE_KINESIS_AGGREGATION": "false",
     }
-    events = [b.claim() for _ in range(6000)]
+    # about 3.4 MB of claims: several batches at the 1 MiB size hint, so the kill lands
+    # before the last batch is checkpointed
+    events = [b.claim() for _ in range(20_000)]
     records = [build_outgoing_record("insurance-claim", e, b.as_avro(e)) for e in events]
     publish_env = {k: v for k, v in env.items() if k.startswith("SLUICE_")}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in publish_env.items():
             mp.setenv(key, value)
-        publish(kind, stream, records)
+        # in chunks, so that Kinesis carries many KPL aggregates of ~100 user records
+        # (one publish call aggregates its records) and the runner makes several batches
+        for start in range(0, len(records), 500):
+            publish(kind, stream, records[start : start + 500])
 
     group = f"g-{uuid.uuid4().hex[:8]}"
     s3 = stack.aws_client("s3")
     runner = subprocess.Popen(_command(kind, stream, group), cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 90
-        while not list_keys(s3, bucket, "clean/"):
+        while not list_keys(s3, bucket, "raw/"):
             assert runner.poll() is None, "the delivery exited early"
-            assert time.monotonic() < deadline, "no clean object appeared"
-            time.sleep(0.05)
-        os.kill(runner.pid, signal.SIGKILL)  # kill -9, in the middle of a batch's writes
+            assert time.monotonic() < deadline, "no raw backup object appeared"
+            time.sleep(0.02)
+        os.kill(runner.pid, signal.SIGKILL)  # kill -9, in the middle of a batch
     finally:
         runner.wait(timeout=30)
     assert runner.returncode == -signal.SIGKILL
     before = len(list_keys(s3, bucket, "clean/"))
 
     restart = subprocess.run(
-        _command(
-            kind, stream, group, "--once", "--idle-seconds", "2", "--max-seconds", "150", "--json"
-        ),
+        _command(kind, stream, group, "--once", "--max-seconds", "150", "--json"),
         cwd=ROOT,
         env=env,
         timeout=200,

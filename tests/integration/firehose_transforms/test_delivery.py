@@ -1,5 +1,5 @@
 """End to end on the local stack: events published to Kafka (Tansu) and Kinesis (moto)
-come out in S3 (moto) with the right names, content, error records and manifests, and
+come out in S3 (moto) with the right names, content, error records and no manifest, and
 the source position is checkpointed."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pytest
 
 from firehose_transforms.config import DeliverySettings
 from firehose_transforms.delivery import run_delivery
-from firehose_transforms.kinesis import DynamoDBCheckpointStore
 from firehose_transforms.models import DeliveryOptions, SourceKind
 from sluice.config import EventType, ZoneSettings
+from sluice.streams.dynamodb import DynamoCheckpointStore, DynamoLeaseTable
+from sluice.streams.models import PartitionKey
 from sluice.zone import parse_object_name
 from tests.integration.firehose_transforms.helpers import (
     list_keys,
@@ -43,7 +44,6 @@ def _deliver(kind: str, stream: str, bucket: str, **extra: Any) -> Any:
         buffer_mib=1,
         buffer_seconds=1,
         once=True,
-        idle_seconds=1.0,
         max_seconds=90,
         stream=stream,
         group_id=extra.pop("group_id", f"g-{uuid.uuid4().hex[:8]}"),
@@ -135,9 +135,12 @@ def test_published_events_come_out_in_s3(
     assert list_keys(s3, bucket, "clean/") == clean
 
     if kind == "kinesis":
-        checkpoints = DynamoDBCheckpointStore(table, client=stack.aws_client("dynamodb"))
+        leases = DynamoLeaseTable(f"{table}.{stream}", client=stack.aws_client("dynamodb"))
         shards = stack.aws_client("kinesis").list_shards(StreamName=stream)["Shards"]
-        assert any(checkpoints.load(stream, s["ShardId"]) for s in shards)
+        positions = DynamoCheckpointStore(leases).load(
+            [PartitionKey(stream, s["ShardId"]) for s in shards]
+        )
+        assert any(position is not None for position in positions.values())
 
 
 def test_unreachable_kafka_delivers_nothing_and_commits_nothing(

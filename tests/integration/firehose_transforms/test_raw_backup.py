@@ -57,7 +57,6 @@ def _deliver(
         buffer_mib=1,
         buffer_seconds=1,
         once=True,
-        idle_seconds=1.0,
         max_seconds=90,
         stream=stream,
         group_id=group,

@@ -55,7 +55,6 @@ def test_delivered_zone_loads_into_the_warehouse_exactly_once(
             buffer_mib=1,
             buffer_seconds=1,
             once=True,
-            idle_seconds=1.0,
             max_seconds=60,
             stream=topic,
             group_id=group,

@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 
 from consumers.exceptions import DecodeError
-from consumers.models import DecodedRecord, PartitionKey, StreamRecord
+from consumers.models import DecodedRecord
+from sluice.streams.models import PartitionKey, StreamRecord
 
 
 def make_record(

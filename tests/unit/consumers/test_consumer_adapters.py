@@ -5,20 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from consumers.config import ConsumerSettings
-from consumers.kafka import (
-    GroupMembership,
-    commit_metadata,
-    consumer_config,
-    parse_commit_metadata,
-)
-from consumers.kinesis import lease_from_item, to_stream_records, user_records
-from consumers.models import PartitionKey
 from sluice.config import KafkaSettings
+from sluice.streams.dynamodb import lease_from_item
+from sluice.streams.kafka import consumer_config
+from sluice.streams.kafka_admin import GroupMembership, commit_metadata, parse_commit_metadata
+from sluice.streams.kinesis import to_stream_records
+from sluice.streams.models import PartitionKey
 
 
 def test_group_consumer_config_turns_auto_commit_and_offset_store_off() -> None:
     conf = consumer_config(
-        KafkaSettings(kafka_bootstrap_servers="b:9"), ConsumerSettings(consumer_group="g1")
+        KafkaSettings(kafka_bootstrap_servers="b:9"),
+        ConsumerSettings(consumer_group="g1").reader_options(),
     )
     assert conf["group.id"] == "g1"
     assert conf["enable.auto.commit"] is False
@@ -65,15 +63,19 @@ def test_kpl_aggregates_become_user_records_sharing_the_sequence_number() -> Non
     records = to_stream_records("s", "shardId-1", raw)
     assert [r.value for r in records] == [b"one", b"two", b"three"]
     assert {r.offset for r in records} == {4960}
-    assert [r.headers["kinesis-sub-sequence"] for r in records] == ["0", "1", "2"]
+    assert [r.sub_sequence for r in records] == [0, 1, 2]
+    # each user record keeps its own partition key from the aggregate's table
+    assert [r.key for r in records] == [b"k0", b"k1", b"k2"]
     assert records[0].timestamp_ms == 1_767_225_600_000
     plain = to_stream_records("s", "shardId-1", {"SequenceNumber": "5", "Data": b"x"})
-    assert (plain[0].value, plain[0].headers) == (b"x", {})
+    assert (plain[0].value, plain[0].sub_sequence) == (b"x", None)
 
 
-def test_a_broken_aggregate_stays_whole() -> None:
-    broken = aggregate([b"a"])[:-3] + b"xyz"
-    assert user_records(broken) == ([broken], False)
+def test_an_aggregate_failing_its_digest_passes_on_whole_with_its_outer_key() -> None:
+    broken = aggregate([b"a", b"b"])[:-3] + b"xyz"
+    raw = {"SequenceNumber": "7", "Data": broken, "PartitionKey": "outer"}
+    [record] = to_stream_records("s", "shardId-1", raw)
+    assert (record.value, record.key, record.sub_sequence) == (broken, b"outer", None)
 
 
 def test_lease_from_item() -> None:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from consumers.base import (
     BatchAssembler,
-    BatchConsumer,
     BatchProcessor,
     CheckpointTracker,
     RetryPolicy,
@@ -19,9 +19,13 @@ from consumers.exceptions import (
     DeadLetterError,
     SinkUnavailableError,
 )
-from consumers.memory import MemoryCheckpointStore, MemoryDeadLetters, MemorySink, MemorySource
-from consumers.models import Batch, CommitStep, DeadLetter, DecodedRecord, PartitionKey
+from consumers.memory import MemoryDeadLetters, MemorySink
+from consumers.models import Batch, CommitStep, DeadLetter, DecodedRecord
+from consumers.runner import BatchConsumer
 from sluice.errors import FatalError, RetryableError
+from sluice.streams.exceptions import NoAssignmentError
+from sluice.streams.memory import MemoryCheckpointStore, MemorySource
+from sluice.streams.models import PartitionKey
 from tests.unit.consumers.consumer_fakes import ids, json_decoder, logs, make_record
 
 TP0 = PartitionKey("t", "0")
@@ -385,3 +389,75 @@ def test_revoke_rolls_back_when_the_sink_is_down() -> None:
     assert sink.rows == {}
     assert source.store.load([TP0]) == {TP0: None}
     assert c.assembler.pending == 0
+
+
+class _Unassigned:
+    """A member that never gets a partition (a stuck or full group)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Any]:
+        return []
+
+    def checkpoint(self, positions: Any) -> None:
+        raise AssertionError("nothing to checkpoint")
+
+    def rewind(self, positions: Any) -> None:
+        return None
+
+    def caught_up(self) -> bool:
+        return False
+
+    def assignment(self) -> frozenset[PartitionKey]:
+        return frozenset()
+
+    def waiting_reason(self) -> str:
+        return "Kafka group g on topic(s) t: no partition assigned (group state: STABLE)"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _unassigned_consumer(timeout_s: float) -> tuple[BatchConsumer, _Unassigned]:
+    source = _Unassigned()
+    processor = BatchProcessor(MemorySink(), MemoryDeadLetters())
+    consumer = BatchConsumer(
+        source, processor, max_wait_s=0.05, poll_slice_s=0.01, assignment_timeout_s=timeout_s
+    )
+    return consumer, source
+
+
+def test_until_caught_up_without_assignment_fails_naming_group_topic_and_state() -> None:
+    consumer, source = _unassigned_consumer(0.3)
+    with pytest.raises(NoAssignmentError) as info:
+        consumer.run(until_caught_up=True, timeout_s=30)
+    assert "group g" in info.value.message and "topic(s) t" in info.value.message
+    assert "STABLE" in info.value.message
+    assert source.closed
+
+
+def test_a_running_member_without_assignment_logs_it_periodically(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer, _ = _unassigned_consumer(0.2)
+    with caplog.at_level("WARNING", logger="consumers.runner"):
+        summary = consumer.run(timeout_s=1.0)
+    assert summary.batches == 0
+    said = [r.getMessage() for r in caplog.records if "no partition assigned" in r.getMessage()]
+    assert 2 <= len(said) <= 6  # about every 0.2 s after the first 0.2 s, not every poll
+
+
+def test_assembler_is_full_at_its_byte_limit_and_due_at_its_interval() -> None:
+    now = [0.0]
+    assembler = BatchAssembler(1000, 60.0, lambda: now[0], max_bytes=100)
+    assembler.add([make_record(0)._replace(value=b"x" * 60)])
+    assert not assembler.ready() and assembler.capacity() > 0
+    assembler.add([make_record(1)._replace(value=b"x" * 60)])
+    assert assembler.ready() and assembler.capacity() == 0  # size hint reached
+    assert len(assembler.take()) == 2
+    assembler.add([make_record(2)._replace(value=b"x")])
+    now[0] = 59.9
+    assert not assembler.ready()
+    now[0] = 60.0
+    assert assembler.ready()  # interval from the first record, even with no new data

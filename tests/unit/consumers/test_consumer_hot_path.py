@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from consumers.base import BatchProcessor, passthrough_decoder
-from consumers.kafka import to_stream_record, to_stream_records
 from consumers.memory import MemoryDeadLetters, NoopSink
-from consumers.models import Batch, DecodedRecord, PartitionKey, StreamRecord
+from consumers.models import Batch, DecodedRecord
+from sluice.streams.kafka import to_stream_record, to_stream_records
+from sluice.streams.models import PartitionKey, StreamRecord
 
 
 class FakeError:

@@ -10,9 +10,9 @@ from botocore.exceptions import ClientError
 
 from consumers.config import ConsumerSettings
 from consumers.exceptions import LeaseLostError
-from consumers.kinesis import KinesisSource
-from consumers.memory import MemoryLeaseTable
-from consumers.models import SHARD_END, PartitionKey
+from sluice.streams.kinesis import KinesisSource
+from sluice.streams.memory import MemoryLeaseTable
+from sluice.streams.models import SHARD_END, PartitionKey
 
 S0, S1, S2 = "shardId-000000000000", "shardId-000000000001", "shardId-000000000002"
 
@@ -112,7 +112,9 @@ def worker(name: str, kinesis: FakeKinesis, table: MemoryLeaseTable, clock: Cloc
         consumer_lease_take_interval_s=1,
         consumer_idle_read_interval_s=0,
     )
-    return KinesisSource("s", settings=settings, kinesis_client=kinesis, leases=table, clock=clock)
+    return KinesisSource(
+        "s", options=settings.reader_options(), kinesis_client=kinesis, leases=table, clock=clock
+    )
 
 
 def test_a_lone_worker_takes_every_shard_and_checkpoints() -> None:
@@ -188,7 +190,9 @@ def test_an_idle_shard_is_read_at_most_once_per_idle_interval() -> None:
     kinesis = FakeKinesis({S0: []})
     table, clock = MemoryLeaseTable(), Clock()
     settings = ConsumerSettings(consumer_worker_id="w1", consumer_idle_read_interval_s=1.0)
-    w = KinesisSource("s", settings=settings, kinesis_client=kinesis, leases=table, clock=clock)
+    w = KinesisSource(
+        "s", options=settings.reader_options(), kinesis_client=kinesis, leases=table, clock=clock
+    )
     w.poll(10, 0)
     w.poll(10, 0)
     assert kinesis.reads == [S0]

@@ -99,3 +99,36 @@ def test_window_infers_commit_times_when_the_store_keeps_none() -> None:
     assert window.add([r(5, 10)], 0)[0].status is LagStatus.OK
     assert window.add([r(8, 10)], 10)[0].status is LagStatus.WARNING  # lag not decreasing
     assert window.add([r(9, 4)], 20)[0].status is LagStatus.OK
+
+
+def kafka_row(lag: int, *, live: bool | None, committed_at: float | None) -> PartitionLag:
+    from datetime import UTC, datetime
+
+    at = None if committed_at is None else datetime.fromtimestamp(committed_at, UTC)
+    # Brokers that list no members per partition (the local Tansu) leave owner unknown;
+    # liveness then comes from the group's state.
+    return PartitionLag("kafka", "g", "t", "0", 5, 100, lag, 1.0, at, None, live=live)
+
+
+def test_one_shot_group_without_live_member_and_lag_is_stopped() -> None:
+    # a commit a second ago (with our metadata) does not make a memberless group OK
+    (row_,) = LagWindow().add([kafka_row(7, live=False, committed_at=99.0)], 100.0)
+    assert row_.status is LagStatus.STOPPED
+
+
+def test_one_shot_group_whose_commits_carry_no_metadata_of_ours_is_still_judged() -> None:
+    (row_,) = LagWindow().add([kafka_row(7, live=False, committed_at=None)], 100.0)
+    assert row_.status is LagStatus.STOPPED
+    (idle,) = LagWindow().add([kafka_row(0, live=False, committed_at=None)], 100.0)
+    assert idle.status is LagStatus.OK  # nothing to read: no lag, not stopped
+
+
+def test_live_group_is_not_stopped() -> None:
+    (row_,) = LagWindow().add([kafka_row(7, live=True, committed_at=99.0)], 100.0)
+    assert row_.status is LagStatus.OK
+
+
+def test_memberless_group_whose_commits_just_moved_is_not_stopped_yet() -> None:
+    samples = [s(0, 5, 9, 0), s(10, 8, 6, 10)]
+    assert evaluate(samples, 10, owner_alive=False) is LagStatus.OK
+    assert evaluate([*samples, s(20, 8, 6, 10)], 20, owner_alive=False) is LagStatus.STOPPED

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.leases import (
+from sluice.streams.leases import (
     Observation,
     ShardInfo,
     checkpoint_position,
@@ -13,7 +13,7 @@ from consumers.leases import (
     parents_finished,
     plan_take,
 )
-from consumers.models import LATEST, SHARD_END, TRIM_HORIZON, Lease
+from sluice.streams.models import LATEST, SHARD_END, TRIM_HORIZON, Lease
 
 
 def lease(

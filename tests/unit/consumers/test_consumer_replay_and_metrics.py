@@ -7,7 +7,7 @@ import pytest
 
 from consumers.exceptions import ReplayRefusedError
 from consumers.metrics import ConsumerMetrics, batch_emf, build_emf
-from consumers.models import BatchOutcome, PartitionKey
+from consumers.models import BatchOutcome
 from consumers.replay import (
     ReplayTarget,
     TargetKind,
@@ -17,6 +17,7 @@ from consumers.replay import (
     parse_timestamp,
     plan_kafka,
 )
+from sluice.streams.models import PartitionKey
 
 TP = PartitionKey("t", "0")
 TP1 = PartitionKey("t", "1")

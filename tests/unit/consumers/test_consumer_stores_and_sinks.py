@@ -9,8 +9,7 @@ import pytest
 
 from consumers.base import decode_record
 from consumers.exceptions import DeadLetterError, DecodeError
-from consumers.memory import MemoryCheckpointStore
-from consumers.models import DeadLetter, DecodedRecord, PartitionKey, StreamRecord
+from consumers.models import DeadLetter, DecodedRecord
 from consumers.sinks import (
     PublisherDeadLetters,
     WarehouseSink,
@@ -19,6 +18,8 @@ from consumers.sinks import (
     zone_objects,
 )
 from sluice.config import ZoneSettings
+from sluice.streams.memory import MemoryCheckpointStore
+from sluice.streams.models import PartitionKey, StreamRecord
 from sluice.zone import parse_object_name
 from tests.unit.consumers.checkpoint_contract import CheckpointStoreContract
 from tests.unit.consumers.consumer_fakes import make_record

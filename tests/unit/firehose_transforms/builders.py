@@ -59,11 +59,14 @@ def as_avro_unchecked(event: dict[str, Any], **record_overrides: Any) -> bytes:
     return codec.encode(event["event_type"], record, framed=True)
 
 
-def kpl_aggregate(payloads: list[bytes], partition_key: str = "pk") -> bytes:
-    """One KPL-aggregated Kinesis record holding ``payloads``."""
+def kpl_aggregate(
+    payloads: list[bytes], partition_key: str = "pk", keys: list[str] | None = None
+) -> bytes:
+    """One KPL-aggregated Kinesis record holding ``payloads`` (the official aggregator),
+    under ``partition_key``, or each under its own key of ``keys``."""
     aggregator = RecordAggregator()
-    for payload in payloads:
-        aggregator.add_user_record(partition_key, payload)
+    for i, payload in enumerate(payloads):
+        aggregator.add_user_record(keys[i] if keys else partition_key, payload)
     record = aggregator.clear_and_get()
     assert record is not None
     _pk, _ehk, data = record.get_contents()

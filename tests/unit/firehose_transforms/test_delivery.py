@@ -12,47 +12,62 @@ from typing import Any
 import pytest
 
 from firehose_transforms.config import DeliverySettings
-from firehose_transforms.delivery import (
-    DeliveryBuffer,
-    DeliveryRunner,
-    EventContext,
-    check_response,
-    chunk_for_invocation,
-    firehose_event,
-    last_positions,
-    partition_names,
-    plan_batch,
-    plan_raw_backup,
-    validate_options,
-)
+from firehose_transforms.delivery import run_delivery, validate_options
 from firehose_transforms.exceptions import (
     DeliveryConfigurationError,
     DeliveryError,
     InvocationFailed,
     TransformError,
 )
-from firehose_transforms.memory import MemoryCheckpointStore, MemoryObjectStore, MemorySource
-from firehose_transforms.models import DeliveryOptions, SourceKind, SourceRecord
+from firehose_transforms.invocation import (
+    EventContext,
+    check_response,
+    chunk_for_invocation,
+    firehose_event,
+    record_id,
+)
+from firehose_transforms.memory import MemoryObjectStore
+from firehose_transforms.models import DeliveryOptions, DeliverySummary, SourceKind
+from firehose_transforms.planning import partition_names, plan_batch, plan_raw_backup
 from sluice.config import EventType, ZoneSettings
+from sluice.streams.kinesis import to_stream_records
+from sluice.streams.memory import MemoryCheckpointStore, MemorySource
+from sluice.streams.models import PartitionKey, StreamRecord
 from sluice.zone import RAW_CONTENT_TYPE, unframe_raw
 from tests.unit.firehose_transforms import builders as b
-from tests.unit.firehose_transforms.contract import (
-    CheckpointStoreContract,
-    ObjectStoreContract,
-    SourceContract,
-)
+from tests.unit.firehose_transforms.contract import ObjectStoreContract
 
 ARRIVAL = 1_763_781_605_000
 ZONE = ZoneSettings(s3_bucket="zone")
 
 
-def _records(payloads: list[bytes], partitions: int = 2, kind: str = "kafka") -> list[SourceRecord]:
+def _records(
+    payloads: list[bytes], partitions: int = 2, kind: str = "kafka", stream: str = "topic"
+) -> list[StreamRecord]:
     out = []
     for i, payload in enumerate(payloads):
         p = i % partitions
-        label = f"p{p:04d}" if kind == "kafka" else f"shardId-{p:012d}"
-        out.append(SourceRecord(label, str(100 + i // partitions), ARRIVAL + i, payload, key="k"))
+        partition = str(p) if kind == "kafka" else f"shardId-{p:012d}"
+        out.append(
+            StreamRecord(
+                stream, partition, 100 + i // partitions, payload, b"k", timestamp_ms=ARRIVAL + i
+            )
+        )
     return out
+
+
+def _source(
+    records: list[StreamRecord], store: MemoryCheckpointStore | None = None
+) -> MemorySource:
+    logs: dict[PartitionKey, list[StreamRecord]] = {}
+    for record in records:
+        logs.setdefault(record.tp, []).append(record)
+    return MemorySource(logs, store)
+
+
+def _committed(source: MemorySource) -> dict[str, int]:
+    positions = source.store.load(sorted(source.logs))
+    return {tp.partition: last for tp, last in positions.items() if last is not None}
 
 
 def _transformer_invoker() -> Any:
@@ -60,38 +75,33 @@ def _transformer_invoker() -> Any:
     return transformer.handle
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _runner(
+def _run(
     source: MemorySource,
     store: MemoryObjectStore,
     *,
+    kind: str = "kafka",
     invoker: Any = None,
     retries: int = 3,
+    settings: DeliverySettings | None = None,
+    zone: ZoneSettings = ZONE,
     **options: Any,
-) -> DeliveryRunner:
+) -> DeliverySummary:
     opts = DeliveryOptions(
-        source=SourceKind(source.kind),
+        source=SourceKind(kind),
         event_type=EventType.FINANCIAL_TRANSACTION,
         buffer_mib=options.pop("buffer_mib", 1),
         buffer_seconds=options.pop("buffer_seconds", 0),
         once=options.pop("once", True),
-        idle_seconds=options.pop("idle_seconds", 0.0),
+        stream=options.pop("stream", "topic"),
         **options,
     )
-    return DeliveryRunner(
+    return run_delivery(
         opts,
         source=source,
         store=store,
         invoker=invoker or _transformer_invoker(),
-        zone=ZONE,
-        settings=DeliverySettings(firehose_invoke_retries=retries),
+        zone=zone,
+        settings=settings or DeliverySettings(firehose_invoke_retries=retries),
         sleep=lambda _s: None,
     )
 
@@ -119,45 +129,10 @@ class TestMemoryObjectStore(ObjectStoreContract):
         return MemoryObjectStore("zone")
 
 
-class TestMemoryCheckpointStore(CheckpointStoreContract):
-    @pytest.fixture
-    def checkpoints(self) -> MemoryCheckpointStore:
-        return MemoryCheckpointStore()
-
-
 # --------------------------------------------------------------------------- buffering
 
 
-class TestBuffer:
-    def test_flushes_at_the_size_hint(self) -> None:
-        buffer = DeliveryBuffer(max_bytes=100, interval=300)
-        buffer.add(_records([b"x" * 60]), now=0)
-        assert not buffer.due(0)
-        buffer.add(_records([b"x" * 60]), now=1)
-        assert buffer.due(1)
-
-    def test_flushes_on_the_interval_even_without_new_data(self) -> None:
-        buffer = DeliveryBuffer(max_bytes=10**6, interval=60)
-        buffer.add(_records([b"x"]), now=100)
-        assert not buffer.due(159)
-        assert buffer.due(160)
-
-    def test_empty_buffer_is_never_due(self) -> None:
-        assert not DeliveryBuffer(max_bytes=1, interval=0).due(10**9)
-
-    def test_poll_wait_never_passes_the_interval(self) -> None:
-        buffer = DeliveryBuffer(max_bytes=10**6, interval=10)
-        assert buffer.wait(now=0, ceiling=0.5) == 0.5
-        buffer.add(_records([b"x"]), now=100)
-        assert buffer.wait(now=109.8, ceiling=0.5) == pytest.approx(0.2)
-        assert buffer.wait(now=200, ceiling=0.5) == 0.0
-
-    def test_take_empties(self) -> None:
-        buffer = DeliveryBuffer(max_bytes=10, interval=1)
-        buffer.add(_records([b"abc"]), now=0)
-        assert len(buffer.take()) == 1
-        assert (buffer.records, buffer.size, buffer.started) == ([], 0, None)
-
+class TestHints:
     @pytest.mark.parametrize(("mib", "seconds"), [(0, 10), (129, 10), (5, -1), (5, 901)])
     def test_hints_out_of_range_are_refused(self, mib: int, seconds: int) -> None:
         with pytest.raises(DeliveryConfigurationError):
@@ -189,15 +164,6 @@ def test_chunks_respect_the_processor_buffer_and_keep_order() -> None:
     )
 
 
-def test_last_positions_are_numeric_maxima_per_partition() -> None:
-    records = [
-        SourceRecord("p0000", "9", 0, b""),
-        SourceRecord("p0000", "10", 0, b""),
-        SourceRecord("p0001", "3", 0, b""),
-    ]
-    assert last_positions(records) == {"p0000": "10", "p0001": "3"}
-
-
 # --------------------------------------------------------------------------- events, response check
 
 
@@ -217,7 +183,9 @@ def test_firehose_event_has_the_source_shape_and_round_trips(kind: str) -> None:
         assert "sourceKinesisStreamArn" in event and "data" in entry
         assert entry["kinesisRecordMetadata"]["shardId"] == "shardId-000000000000"
     response = _transformer_invoker()(event)
-    outcomes = check_response(records, response, "kafkaRecordValue" if kind == "kafka" else "data")
+    outcomes = check_response(
+        kind, records, response, "kafkaRecordValue" if kind == "kafka" else "data"
+    )
     assert [o.result for o in outcomes] == ["Ok"]
 
 
@@ -260,13 +228,13 @@ class TestResponseCheck:
     )
     def test_contract_violations_fail_the_invocation(self, response: Any, code: str) -> None:
         with pytest.raises(InvocationFailed) as info:
-            check_response(self.records, response, "data")
+            check_response("kafka", self.records, response, "data")
         assert info.value.code == code
 
     def test_duplicate_record_id(self) -> None:
         response = {"records": [self._ok("p0000:100"), self._ok("p0000:100")]}
         with pytest.raises(InvocationFailed) as info:
-            check_response(self.records, response, "data")
+            check_response("kafka", self.records, response, "data")
         assert info.value.code == "Lambda.DuplicatedRecordId"
 
     @pytest.mark.parametrize(
@@ -281,7 +249,7 @@ class TestResponseCheck:
     def test_bad_entries_fail_the_invocation(self, bad: dict[str, Any]) -> None:
         response = {"records": [{"recordId": "p0000:100", **bad}, self._ok("p0001:100")]}
         with pytest.raises(InvocationFailed) as info:
-            check_response(self.records, response, "data")
+            check_response("kafka", self.records, response, "data")
         assert info.value.code == "Lambda.InvalidOutput"
 
     def test_processing_failed_reason_is_kept(self) -> None:
@@ -294,7 +262,7 @@ class TestResponseCheck:
                 {"recordId": "p0001:100", "result": "Dropped", "data": ""},
             ]
         }
-        failed, dropped = check_response(self.records, response, "data")
+        failed, dropped = check_response("kafka", self.records, response, "data")
         assert failed.error_code == "Lambda.ProcessingFailedStatus"
         assert failed.error_message == "unknown_currency: currency XYZ"
         assert dropped.result == "Dropped"
@@ -307,7 +275,7 @@ def test_plan_groups_by_partition_and_partition_keys() -> None:
     good = [b.as_json(b.transaction()) for _ in range(4)]
     records = _records([*good, b"garbage"], partitions=2)
     event = firehose_event(EventContext(kind="kafka", stream="topic", delivery_stream="d"), records)
-    outcomes = check_response(records, _transformer_invoker()(event), "kafkaRecordValue")
+    outcomes = check_response("kafka", records, _transformer_invoker()(event), "kafkaRecordValue")
     planned = plan_batch(outcomes, kind="kafka", source="topic", zone=ZONE, lambda_arn="arn")
     kinds = [p.kind for p in planned]
     assert kinds == ["clean", "clean", "error"]  # no manifest: Firehose writes none
@@ -324,7 +292,7 @@ def test_plan_groups_by_partition_and_partition_keys() -> None:
 def test_plan_is_deterministic() -> None:
     records = _records([b.as_json(b.transaction()) for _ in range(3)])
     event = firehose_event(EventContext(kind="kafka", stream="t", delivery_stream="d"), records)
-    outcomes = check_response(records, _transformer_invoker()(event), "kafkaRecordValue")
+    outcomes = check_response("kafka", records, _transformer_invoker()(event), "kafkaRecordValue")
     first = plan_batch(outcomes, kind="kafka", source="t", zone=ZONE, lambda_arn="a")
     second = plan_batch(outcomes, kind="kafka", source="t", zone=ZONE, lambda_arn="a")
     assert [(p.key, p.body) for p in first] == [(p.key, p.body) for p in second]
@@ -333,7 +301,7 @@ def test_plan_is_deterministic() -> None:
 def test_batch_with_nothing_ok_writes_no_manifest() -> None:
     records = _records([b"garbage"])
     event = firehose_event(EventContext(kind="kafka", stream="t", delivery_stream="d"), records)
-    outcomes = check_response(records, _transformer_invoker()(event), "kafkaRecordValue")
+    outcomes = check_response("kafka", records, _transformer_invoker()(event), "kafkaRecordValue")
     assert [
         p.kind for p in plan_batch(outcomes, kind="kafka", source="t", zone=ZONE, lambda_arn="a")
     ] == ["error"]
@@ -358,7 +326,7 @@ def test_raw_backup_names_match_the_clean_and_error_names_of_the_batch() -> None
     payloads = [b.as_json(b.transaction()), b"garbage", b.as_json(b.transaction()), b"x"]
     records = _records(payloads, partitions=2)
     event = firehose_event(EventContext(kind="kafka", stream="t", delivery_stream="d"), records)
-    outcomes = check_response(records, _transformer_invoker()(event), "kafkaRecordValue")
+    outcomes = check_response("kafka", records, _transformer_invoker()(event), "kafkaRecordValue")
     batch = plan_batch(outcomes, kind="kafka", source="t", zone=ZONE, lambda_arn="a")
     raw = plan_raw_backup(records, kind="kafka", source="t", zone=ZONE)
     stems = {p.key.rsplit("/", 1)[1] for p in batch if p.kind in ("clean", "error")}
@@ -368,11 +336,12 @@ def test_raw_backup_names_match_the_clean_and_error_names_of_the_batch() -> None
 
 
 def test_raw_backup_keeps_kpl_user_records_in_subsequence_order() -> None:
+    shard = "shardId-000000000000"
     users = [
-        SourceRecord("shardId-000000000000", "4954", ARRIVAL, f"u{i}".encode(), subsequence=i)
+        StreamRecord("s", shard, 4954, f"u{i}".encode(), timestamp_ms=ARRIVAL, sub_sequence=i)
         for i in range(3)
     ]
-    later = SourceRecord("shardId-000000000000", "4960", ARRIVAL + 5, b"later")
+    later = StreamRecord("s", shard, 4960, b"later", timestamp_ms=ARRIVAL + 5)
     records = [later, users[2], users[0], users[1]]
     (planned,) = plan_raw_backup(records, kind="kinesis", source="s", zone=ZONE)
     assert unframe_raw(gzip.decompress(planned.body)) == [b"u0", b"u1", b"u2", b"later"]
@@ -398,6 +367,17 @@ def _raw_records(store: MemoryObjectStore) -> list[bytes]:
     return out
 
 
+def _watch_checkpoints(source: MemorySource, seen: Any) -> None:
+    """Call ``seen()`` at every checkpoint, before it is saved."""
+    checkpoint = source.checkpoint
+
+    def checking(positions: Any) -> None:
+        seen()
+        checkpoint(positions)
+
+    source.checkpoint = checking  # type: ignore[method-assign]
+
+
 class TestRawBackup:
     def test_every_source_record_is_backed_up_before_the_checkpoint(self) -> None:
         events = [b.transaction() for _ in range(4)]
@@ -409,17 +389,11 @@ class TestRawBackup:
             b"garbage",  # ProcessingFailed
             b.as_json(b.transaction(currency="XYZ")),  # ProcessingFailed
         ]
-        source = MemorySource(_records(payloads, partitions=2), kind="kafka", name="topic")
+        source = _source(_records(payloads, partitions=2))
         store = MemoryObjectStore("zone")
         raw_at_commit: list[list[bytes]] = []
-        commit = source.commit
-
-        def checking_commit(positions: Mapping[str, str]) -> None:
-            raw_at_commit.append(sorted(_raw_records(store)))
-            commit(positions)
-
-        source.commit = checking_commit  # type: ignore[method-assign]
-        summary = _runner(source, store, raw_backup=True).run()
+        _watch_checkpoints(source, lambda: raw_at_commit.append(sorted(_raw_records(store))))
+        summary = _run(source, store, raw_backup=True)
         assert (summary.ok, summary.dropped, summary.failed) == (4, 2, 2)
         assert raw_at_commit == [sorted(payloads)]
         assert sorted(_raw_records(store)) == sorted(payloads)
@@ -437,17 +411,16 @@ class TestRawBackup:
             raise TransformError("boom")
 
         payloads = [b.as_avro(b.transaction()) for _ in range(3)]
-        source = MemorySource(_records(payloads, partitions=1), kind="kinesis", name="s")
-        summary = _runner(source, store, invoker=broken, retries=0, raw_backup=True).run()
+        source = _source(_records(payloads, partitions=1, kind="kinesis"))
+        summary = _run(source, store, kind="kinesis", invoker=broken, retries=0, raw_backup=True)
         assert seen == [summary.raw_objects]
         assert _raw_records(store) == payloads
         assert summary.failed == 3
 
     def test_off_by_default_writes_nothing_under_raw(self) -> None:
         payloads = [b.as_avro(b.transaction()), b"garbage"]
-        source = MemorySource(_records(payloads), kind="kafka", name="t")
         store = MemoryObjectStore("zone")
-        summary = _runner(source, store).run()
+        summary = _run(_source(_records(payloads)), store)
         assert summary.records == 2
         assert store.list_keys("raw/") == [] and summary.raw_objects == []
         assert store.list_keys("clean/") and store.list_keys("errors/")
@@ -459,21 +432,14 @@ class TestRawBackup:
     def test_the_option_overrides_the_setting(
         self, option: bool | None, setting: bool, on: bool
     ) -> None:
-        source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
         store = MemoryObjectStore("zone")
-        runner = DeliveryRunner(
-            DeliveryOptions(
-                SourceKind.KAFKA, EventType.FINANCIAL_TRANSACTION, once=True, raw_backup=option
-            ),
-            source=source,
-            store=store,
-            invoker=_transformer_invoker(),
-            zone=ZONE,
+        summary = _run(
+            _source(_records([b.as_avro(b.transaction())])),
+            store,
+            raw_backup=option,
             settings=DeliverySettings(firehose_raw_backup=setting),
-            sleep=lambda _s: None,
         )
-        runner.run()
-        assert runner.raw_backup is on
+        assert bool(summary.raw_objects) is on
         assert bool(store.list_keys("raw/")) is on
 
     def test_setting_is_read_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -483,19 +449,14 @@ class TestRawBackup:
         assert DeliverySettings().firehose_raw_backup is False
 
     def test_the_raw_prefix_comes_from_the_zone(self) -> None:
-        source = MemorySource(_records([b"garbage"]), kind="kafka", name="t")
         store = MemoryObjectStore("zone")
-        runner = DeliveryRunner(
-            DeliveryOptions(
-                SourceKind.KAFKA, EventType.FINANCIAL_TRANSACTION, once=True, raw_backup=True
-            ),
-            source=source,
-            store=store,
-            invoker=_transformer_invoker(),
+        _run(
+            _source(_records([b"garbage"])),
+            store,
+            stream="t",
+            raw_backup=True,
             zone=ZoneSettings(s3_bucket="zone", s3_raw_prefix="backup/"),
-            sleep=lambda _s: None,
         )
-        runner.run()
         (key,) = store.list_keys("backup/")
         assert key.startswith("backup/2025/11/22/03/t-1-")
         assert store.list_keys("raw/") == []
@@ -513,21 +474,22 @@ class TestRawBackup:
                 super().put(key, body, content_type)
 
         payloads = [b.as_avro(b.transaction()) for _ in range(8)] + [b"garbage"]
-        source = MemorySource(_records(payloads, partitions=3), kind="kafka", name="t")
+        records = _records(payloads, partitions=3)
+        source = _source(records)
         store = CrashingStore("zone")
         with pytest.raises(Crash):
-            _runner(source, store, raw_backup=True).run()
-        assert source.committed == {}
+            _run(source, store, raw_backup=True)
+        assert _committed(source) == {}
         before = {k: store.get(k) for k in store.list_keys("raw/")}
         assert len(before) == 3 and sorted(_raw_records(store)) == sorted(payloads)
-        source.crash()
+        restarted = _source(records, source.store)  # a new process, the same checkpoints
         store.crash_at = None
         store.puts.clear()
-        summary = _runner(source, store, raw_backup=True).run()
+        summary = _run(restarted, store, raw_backup=True)
         assert sorted(summary.raw_objects) == sorted(before)  # the same keys, rewritten
         assert {k: store.get(k) for k in store.list_keys("raw/")} == before
         assert sorted(_raw_records(store)) == sorted(payloads)
-        assert source.committed
+        assert _committed(restarted)
 
 
 class TestRunner:
@@ -537,17 +499,11 @@ class TestRunner:
             b"garbage",
             b.as_json(b.transaction(metadata={"test": "true"})),
         ]
-        source = MemorySource(_records(payloads), kind="kafka", name="topic")
+        source = _source(_records(payloads))
         store = MemoryObjectStore("zone")
         seen_at_commit: list[list[str]] = []
-        commit = source.commit
-
-        def checking_commit(positions: Mapping[str, str]) -> None:
-            seen_at_commit.append(store.list_keys(""))
-            commit(positions)
-
-        source.commit = checking_commit  # type: ignore[method-assign]
-        summary = _runner(source, store).run()
+        _watch_checkpoints(source, lambda: seen_at_commit.append(store.list_keys("")))
+        summary = _run(source, store)
         assert (summary.records, summary.ok, summary.dropped, summary.failed) == (8, 6, 1, 1)
         assert sorted(r["event_id"] for r in _clean_rows(store)) == sorted(
             e["event_id"] for e in events
@@ -556,7 +512,7 @@ class TestRunner:
         assert store.list_keys("manifests/") == []  # Firehose writes no manifest
         # every object existed before the checkpoint
         assert seen_at_commit == [store.list_keys("")]
-        assert source.committed == {"p0000": "103", "p0001": "103"}
+        assert _committed(source) == {"0": 103, "1": 103}
         assert source.closed
 
     def test_always_failing_invocation_sends_the_batch_to_errors_after_retries(self) -> None:
@@ -567,9 +523,9 @@ class TestRunner:
             raise TransformError("boom")
 
         payloads = [b.as_avro(b.transaction()) for _ in range(3)]
-        source = MemorySource(_records(payloads), kind="kinesis", name="stream")
+        source = _source(_records(payloads, kind="kinesis"))
         store = MemoryObjectStore("zone")
-        summary = _runner(source, store, invoker=broken).run()
+        summary = _run(source, store, kind="kinesis", invoker=broken)
         assert len(calls) == 4  # first attempt + 3 retries
         errors = _errors(store)
         assert summary.failed == 3 and len(errors) == 3
@@ -577,7 +533,7 @@ class TestRunner:
         assert {e["attemptsMade"] for e in errors} == {4}
         assert sorted(base64.b64decode(e["rawData"]) for e in errors) == sorted(payloads)
         assert store.list_keys("clean/") == [] and store.list_keys("manifests/") == []
-        assert source.committed  # nothing lost: the records are in the error prefix
+        assert _committed(source)  # nothing lost: the records are in the error prefix
 
     def test_invocation_that_recovers_within_the_retries_delivers(self) -> None:
         inner = _transformer_invoker()
@@ -589,29 +545,54 @@ class TestRunner:
                 raise RuntimeError("throttled")
             return inner(event)
 
-        source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
-        store = MemoryObjectStore("zone")
-        summary = _runner(source, store, invoker=flaky).run()
+        summary = _run(
+            _source(_records([b.as_avro(b.transaction())])),
+            MemoryObjectStore("zone"),
+            invoker=flaky,
+        )
         assert summary.ok == 1 and len(calls) == 3
 
     def test_invocation_answering_outside_the_contract_is_retried_then_errored(self) -> None:
-        source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
         store = MemoryObjectStore("zone")
-        _runner(source, store, invoker=lambda event: {"records": []}, retries=1).run()
+        _run(
+            _source(_records([b.as_avro(b.transaction())])),
+            store,
+            invoker=lambda event: {"records": []},
+            retries=1,
+        )
         errors = _errors(store)
         assert [(e["errorCode"], e["attemptsMade"]) for e in errors] == [
             ("Lambda.MissingRecordId", 2)
         ]
 
-    def test_s3_failure_stops_without_checkpoint(self) -> None:
+    def test_fatal_s3_failure_stops_without_checkpoint(self) -> None:
+        class NoBucket(MemoryObjectStore):
+            def put(self, key: str, body: bytes, content_type: str) -> None:
+                raise DeliveryConfigurationError("bucket zone does not exist")
+
+        source = _source(_records([b.as_avro(b.transaction())]))
+        with pytest.raises(DeliveryConfigurationError):
+            _run(source, NoBucket("zone"))
+        assert _committed(source) == {}
+        assert source.closed
+
+    def test_s3_down_rolls_back_and_rewinds_without_checkpoint(self) -> None:
         class DownStore(MemoryObjectStore):
             def put(self, key: str, body: bytes, content_type: str) -> None:
                 raise DeliveryError("s3 unreachable", code="s3_unreachable")
 
-        source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
-        with pytest.raises(DeliveryError):
-            _runner(source, DownStore("zone")).run()
-        assert source.committed == {}
+        source = _source(_records([b.as_avro(b.transaction())]))
+        rewinds: list[Any] = []
+        rewind = source.rewind
+
+        def counting(positions: Any) -> None:
+            rewinds.append(dict(positions))
+            rewind(positions)
+
+        source.rewind = counting  # type: ignore[method-assign]
+        summary = _run(source, DownStore("zone"), once=False, max_seconds=1.5)
+        assert summary.batches == 0 and rewinds  # read again, never checkpointed
+        assert _committed(source) == {}
         assert source.closed
 
     def test_transient_s3_failure_is_retried(self) -> None:
@@ -624,9 +605,8 @@ class TestRunner:
                     raise DeliveryError("slow down", code="SlowDown")
                 super().put(key, body, content_type)
 
-        source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
         store = FlakyStore("zone")
-        assert _runner(source, store).run().ok == 1
+        assert _run(_source(_records([b.as_avro(b.transaction())])), store).ok == 1
         assert len(_clean_rows(store)) == 1
 
     def test_crash_mid_batch_and_restart_loses_nothing_and_rewrites_the_same_keys(self) -> None:
@@ -642,158 +622,103 @@ class TestRunner:
                 super().put(key, body, content_type)
 
         events = [b.transaction() for _ in range(10)]
-        source = MemorySource(
-            _records([b.as_avro(e) for e in events], partitions=4), kind="kafka", name="t"
-        )
+        records = _records([b.as_avro(e) for e in events], partitions=4)
+        source = _source(records)
         store = CrashingStore("zone")
         with pytest.raises(Crash):
-            _runner(source, store).run()
-        assert source.committed == {}
+            _run(source, store)
+        assert _committed(source) == {}
         written_before = set(store.objects)
-        source.crash()
         store.crash_after = None
-        _runner(source, store).run()
+        _run(_source(records, source.store), store)
         ids = [r["event_id"] for r in _clean_rows(store)]
         assert set(ids) == {e["event_id"] for e in events}
         assert written_before <= set(store.objects)  # the same batch rewrote the same keys
         assert len(ids) == len(events)
 
-    def test_interval_flush_happens_while_the_stream_is_idle(self) -> None:
-        clock = FakeClock()
-        source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
-        store = MemoryObjectStore("zone")
-        runner = DeliveryRunner(
-            DeliveryOptions(
-                SourceKind.KAFKA, EventType.FINANCIAL_TRANSACTION, buffer_mib=128, buffer_seconds=60
-            ),
-            source=source,
-            store=store,
-            invoker=_transformer_invoker(),
-            zone=ZONE,
-            clock=clock,
-        )
-        polls = 0
-        poll = source.poll
-
-        def ticking_poll(max_records: int, timeout: float) -> list[SourceRecord]:
-            nonlocal polls
-            polls += 1
-            clock.now += 10  # every poll waits 10 s; only the first returns data
-            if polls == 9:
-                runner.stop()
-            return poll(max_records, timeout)
-
-        source.poll = ticking_poll  # type: ignore[method-assign]
-        runner.run()
-        assert runner.summary.batches == 1
-        # flushed by the interval (after 6 idle polls), not by the final stop
-        assert store.list_keys("clean/") and polls == 9
-        assert runner.metrics.records.labels("financial-transaction", "Ok")._value.get() == 1
-
-    def test_once_exits_when_drained(self) -> None:
-        source = MemorySource([], kind="kinesis", name="s")
-        summary = _runner(source, MemoryObjectStore("zone")).run()
+    def test_once_exits_when_caught_up(self) -> None:
+        source = _source([])
+        summary = _run(source, MemoryObjectStore("zone"), kind="kinesis")
         assert summary.batches == 0 and source.closed
 
     def test_max_seconds_stops_the_loop(self) -> None:
-        clock = FakeClock()
-        source = MemorySource([], kind="kinesis", name="s")
+        source = _source([])
+        summary = _run(source, MemoryObjectStore("zone"), once=False, max_seconds=0.5)
+        assert summary.batches == 0 and source.closed
 
-        def slow_poll(max_records: int, timeout: float) -> list[SourceRecord]:
-            clock.now += 1
-            return []
+    def test_kinesis_user_records_reach_the_transform_with_their_own_keys(self) -> None:
+        payloads = [b.as_avro(b.transaction()) for _ in range(3)]
+        entry = {
+            "Data": b.kpl_aggregate(payloads, keys=["acc-0", "acc-1", "acc-2"]),
+            "SequenceNumber": "4954",
+            "PartitionKey": "acc-0",
+            "ApproximateArrivalTimestamp": ARRIVAL / 1000,
+        }
+        records = to_stream_records("s", "shardId-000000000000", entry)
+        events: list[dict[str, Any]] = []
+        inner = _transformer_invoker()
 
-        source.poll = slow_poll  # type: ignore[method-assign]
-        runner = DeliveryRunner(
-            DeliveryOptions(SourceKind.KINESIS, EventType.INSURANCE_CLAIM, max_seconds=5),
-            source=source,
-            store=MemoryObjectStore("zone"),
-            invoker=_transformer_invoker(),
-            zone=ZONE,
-            clock=clock,
+        def recording(event: dict[str, Any]) -> Any:
+            events.append(event)
+            return inner(event)
+
+        summary = _run(
+            _source(records), MemoryObjectStore("zone"), kind="kinesis", invoker=recording
         )
-        assert runner.run().batches == 0
-        assert clock.now == 1005
+        assert summary.ok == 3
+        (event,) = events
+        meta = [r["kinesisRecordMetadata"] for r in event["records"]]
+        assert [m["subsequenceNumber"] for m in meta] == [0, 1, 2]
+        assert [m["sequenceNumber"] for m in meta] == ["4954"] * 3
+        assert [m["partitionKey"] for m in meta] == ["acc-0", "acc-1", "acc-2"]
+        assert [r["recordId"] for r in event["records"]] == [
+            f"shardId-000000000000:4954:{i}" for i in range(3)
+        ]
 
 
 def test_kinesis_aggregates_are_split_into_user_records_as_firehose_does() -> None:
     from datetime import UTC, datetime
 
-    from firehose_transforms.kinesis import user_records
-
     payloads = [b.as_avro(b.transaction()) for _ in range(3)]
-    record = {
+    entry = {
         "Data": b.kpl_aggregate(payloads),
         "SequenceNumber": "4954",
         "PartitionKey": "acc-1",
         "ApproximateArrivalTimestamp": datetime(2026, 1, 1, tzinfo=UTC),
     }
-    users = user_records("shardId-000000000000", record)
+    shard = "shardId-000000000000"
+    users = to_stream_records("s", shard, entry)
     assert [u.value for u in users] == payloads
-    assert [u.record_id for u in users] == [f"shardId-000000000000:4954:{i}" for i in range(3)]
-    assert users[0].arrival_ms == 1_767_225_600_000
-    broken = dict(record, Data=record["Data"][:-1] + b"\x00")
-    assert [u.value for u in user_records("shardId-000000000000", broken)] == [broken["Data"]]
-    plain = dict(record, Data=b"plain")
-    assert [(u.value, u.subsequence) for u in user_records("s", plain)] == [(b"plain", None)]
-
-
-def test_revocation_delivers_the_buffer_but_not_while_closing() -> None:
-    source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kafka", name="t")
-    store = MemoryObjectStore("zone")
-    runner = _runner(source, store, buffer_seconds=900, once=False)
-    runner.buffer.add(source.poll(10, 0), now=0)
-    runner.on_revoke()
-    assert source.committed and store.list_keys("clean/")
-    runner.buffer.add(_records([b.as_avro(b.transaction())]), now=0)
-    runner._closing = True
-    runner.on_revoke()
-    assert len(runner.buffer.records) == 1  # left for the replay after restart
-
-
-class MemoryHarness:
-    def __init__(self) -> None:
-        self.records: list[SourceRecord] = []
-        self.committed: dict[str, str] = {}
-
-    def publish(self, values: list[bytes]) -> None:
-        start = len(self.records)
-        self.records.extend(
-            SourceRecord(f"p{(start + i) % 3:04d}", str((start + i) // 3), ARRIVAL, v)
-            for i, v in enumerate(values)
-        )
-
-    def open(self) -> MemorySource:
-        return MemorySource(self.records, kind="kafka", name="t", committed=self.committed)
-
-
-class TestMemorySource(SourceContract):
-    @pytest.fixture
-    def harness(self) -> MemoryHarness:
-        return MemoryHarness()
+    assert [record_id("kinesis", u) for u in users] == [f"{shard}:4954:{i}" for i in range(3)]
+    assert users[0].timestamp_ms == 1_767_225_600_000
+    broken = dict(entry, Data=entry["Data"][:-1] + b"\x00")
+    assert [u.value for u in to_stream_records("s", shard, broken)] == [broken["Data"]]
+    plain = dict(entry, Data=b"plain")
+    assert [(u.value, u.sub_sequence) for u in to_stream_records("s", shard, plain)] == [
+        (b"plain", None)
+    ]
 
 
 def test_transient_source_errors_are_retried_then_raised() -> None:
-    source = MemorySource(_records([b.as_avro(b.transaction())]), kind="kinesis", name="s")
+    source = _source(_records([b.as_avro(b.transaction())], kind="kinesis"))
     poll = source.poll
     failures = {"left": 2}
 
-    def flaky(max_records: int, timeout: float) -> list[SourceRecord]:
+    def flaky(max_records: int, timeout: float) -> list[StreamRecord]:
         if failures["left"]:
             failures["left"] -= 1
             raise DeliveryError("throttled", code="ProvisionedThroughputExceededException")
         return poll(max_records, timeout)
 
     source.poll = flaky  # type: ignore[method-assign]
-    store = MemoryObjectStore("zone")
-    assert _runner(source, store).run().ok == 1
+    assert _run(source, MemoryObjectStore("zone"), kind="kinesis").ok == 1
 
-    broken = MemorySource([], kind="kinesis", name="s")
+    broken = _source([])
 
-    def down(max_records: int, timeout: float) -> list[SourceRecord]:
+    def down(max_records: int, timeout: float) -> list[StreamRecord]:
         raise DeliveryError("unreachable", code="kinesis_unreachable")
 
     broken.poll = down  # type: ignore[method-assign]
     with pytest.raises(DeliveryError):
-        _runner(broken, MemoryObjectStore("zone")).run()
-    assert broken.closed and broken.committed == {}
+        _run(broken, MemoryObjectStore("zone"), kind="kinesis")
+    assert broken.closed and _committed(broken) == {}

@@ -19,6 +19,7 @@ locals {
     lag_records       = "SELECT MAX(\"${local.metrics.consumer_lag_records}\") FROM \"${local.metrics.namespace}\""
     lag_seconds       = "SELECT MAX(\"${local.metrics.consumer_lag_seconds}\") FROM \"${local.metrics.namespace}\""
     dlq_records       = "SELECT SUM(\"${local.metrics.dlq_records}\") FROM \"${local.metrics.namespace}\""
+    consumer_records  = "SELECT SUM(\"${local.metrics.consumer_records}\") FROM \"${local.metrics.namespace}\""
     kafka_offset_lag  = "SELECT MAX(MaxOffsetLag) FROM ${local.kafka_lag}"
     kafka_time_lag    = "SELECT MAX(EstimatedMaxTimeLag) FROM ${local.kafka_lag}"
     kafka_dlq_records = "SELECT SUM(MessagesInPerSec) FROM SCHEMA(\"AWS/Kafka\", \"Broker ID\", \"Cluster Name\", Topic) WHERE \"Cluster Name\" = '${coalesce(var.msk_cluster_name, "-")}' AND Topic = '${var.dlq_name}'"
@@ -113,6 +114,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_records" {
   evaluation_periods  = 1
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
+  ok_actions          = local.actions
   tags                = var.tags
 
   metric_query {
@@ -138,6 +140,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_stream_incoming" {
   evaluation_periods  = 1
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
+  ok_actions          = local.actions
   tags                = var.tags
 }
 
@@ -151,6 +154,7 @@ resource "aws_cloudwatch_metric_alarm" "dlq_topic_incoming" {
   evaluation_periods  = 1
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
+  ok_actions          = local.actions
   tags                = var.tags
 
   metric_query {
@@ -176,6 +180,7 @@ resource "aws_cloudwatch_metric_alarm" "processing_failed_objects" {
   evaluation_periods  = 1
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
+  ok_actions          = local.actions
   tags                = var.tags
 }
 
@@ -420,6 +425,7 @@ resource "aws_cloudwatch_metric_alarm" "loader_dlq" {
   evaluation_periods  = 1
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.actions
+  ok_actions          = local.actions
   tags                = var.tags
 }
 
@@ -506,6 +512,31 @@ resource "aws_cloudwatch_dashboard" "this" {
               [for stream in values(var.delivery_stream_names) : ["AWS/Firehose", "ExecuteProcessing.Success", "DeliveryStreamName", stream]],
               [for stream in values(var.delivery_stream_names) : ["AWS/Firehose", "DeliveryToS3.DataFreshness", "DeliveryStreamName", stream, { stat = "Maximum", yAxis = "right" }]],
             )
+          }
+        },
+      ],
+      [
+        {
+          type = "metric", x = 0, y = 24, width = 12, height = 6
+          properties = {
+            title  = "Functions: errors and throttles"
+            region = data.aws_region.current.name
+            stat   = "Sum"
+            metrics = concat(
+              [for fn in values(var.function_names) : ["AWS/Lambda", "Errors", "FunctionName", fn]],
+              [for fn in values(var.function_names) : ["AWS/Lambda", "Throttles", "FunctionName", fn]],
+            )
+          }
+        },
+        {
+          type = "metric", x = 12, y = 24, width = 12, height = 6
+          properties = {
+            title  = "Loader DLQ and consumer throughput"
+            region = data.aws_region.current.name
+            metrics = [
+              ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.loader_dlq_name, { stat = "Maximum" }],
+              [{ expression = local.insights.consumer_records, id = "records", period = 60, yAxis = "right" }],
+            ]
           }
         },
       ],

@@ -20,12 +20,14 @@ variable "custom_metrics" {
     consumer_lag_records = string
     consumer_lag_seconds = string
     dlq_records          = string
+    consumer_records     = string
   })
   default = {
     namespace            = "Sluice/Consumers"
     consumer_lag_records = "ConsumerLagRecords"
     consumer_lag_seconds = "ConsumerLagSeconds"
     dlq_records          = "DeadLetters"
+    consumer_records     = "Records"
   }
 }
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.models import LATEST, SHARD_END, TRIM_HORIZON, Lease
+from sluice.streams.models import LATEST, SHARD_END, TRIM_HORIZON, Lease
 
 AT_TIMESTAMP_PREFIX = "AT_TIMESTAMP:"
 AT_SEQUENCE_PREFIX = "AT_SEQUENCE_NUMBER:"

@@ -1,66 +1,25 @@
-"""Kafka (Amazon MSK) backend: a consumer-group source, its checkpoint store, group admin.
-
-The group consumer runs with ``enable.auto.commit=false`` and
-``enable.auto.offset.store=false``: offsets are committed synchronously, explicitly,
-after the sink committed (Kafka stores ``last processed + 1``). The commit carries the
-commit time in its metadata, which ``sluice lag`` shows. On revoke, the records of the
-revoked partitions that were polled but not yet committed are committed or rolled back
-before the partitions go. Every client is created on first use.
-"""
+"""Kafka group administration: committed offsets and their metadata, watermarks, members,
+and the group's checkpoint store (replay and lag read and rewrite a group's offsets
+through it); the error wrapping the reader shares."""
 
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
-from consumers.base import Positions
-from consumers.config import ConsumerSettings
-from consumers.exceptions import CheckpointError
-from consumers.models import PartitionKey, StreamRecord
 from sluice.config import KafkaSettings
-from sluice.errors import FatalError, RetryableError
+from sluice.errors import RetryableError
+from sluice.streams.exceptions import (
+    CheckpointError,
+    KafkaConfigurationError,
+    KafkaConsumerError,
+)
+from sluice.streams.models import PartitionKey, Positions
 
-logger = logging.getLogger(__name__)
-
-OFFSET_INVALID = -1001
 METADATA_KEY = "committed_at_ms"
-
-
-class KafkaConsumerError(RetryableError):
-    """librdkafka reported an error while consuming."""
-
-    default_code = "kafka_error"
-
-
-class KafkaConfigurationError(FatalError):
-    """librdkafka refused the configuration or a topic does not exist."""
-
-    default_code = "kafka_configuration"
-
-
-def consumer_config(
-    kafka: KafkaSettings, settings: ConsumerSettings, *, group: str | None = None
-) -> dict[str, Any]:
-    """The librdkafka properties of a group member (pure)."""
-    conf = kafka.client_config()
-    conf.update(
-        {
-            "group.id": group or settings.consumer_group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": settings.consumer_start_position,
-            "session.timeout.ms": settings.consumer_session_timeout_ms,
-            "heartbeat.interval.ms": max(500, settings.consumer_session_timeout_ms // 5),
-            "max.poll.interval.ms": settings.consumer_max_poll_interval_ms,
-            "enable.partition.eof": False,
-        }
-    )
-    return conf
 
 
 def commit_metadata(now_ms: int) -> str:
@@ -79,214 +38,13 @@ def parse_commit_metadata(metadata: str | None) -> float | None:
     return None if value is None else float(value) / 1000.0
 
 
-_PARTITIONS = tuple(str(i) for i in range(4096))
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-_new_record = tuple.__new__  # builds a StreamRecord without its Python-level __new__
-
-
-def _partition_name(partition: int) -> str:
-    return _PARTITIONS[partition] if 0 <= partition < 4096 else str(partition)
-
-
-def _decode_headers(raw_headers: list[tuple[str, bytes | None]]) -> dict[str, str]:
-    return {k: v.decode("utf-8", errors="replace") for k, v in raw_headers if v is not None}
-
-
-def to_stream_record(message: Any) -> StreamRecord:
-    """A confluent-kafka message as a :class:`StreamRecord`."""
-    raw_headers = message.headers()
-    ts_type, ts = message.timestamp()
-    return StreamRecord(
-        message.topic(),
-        _partition_name(message.partition()),
-        message.offset(),
-        message.value() or b"",
-        message.key(),
-        _decode_headers(raw_headers) if raw_headers else _NO_HEADERS,
-        ts if ts_type and ts >= 0 else None,
-    )
-
-
-def to_stream_records(messages: Iterable[Any]) -> list[StreamRecord]:
-    """The error-free messages of a poll as :class:`StreamRecord` s, in order.
-
-    The same as :func:`to_stream_record` per message, in one loop (it runs for every
-    record read, so it avoids a function call and the named tuple's ``__new__``).
-    """
-    out: list[StreamRecord] = []
-    append = out.append
-    partitions = _PARTITIONS
-    for m in messages:
-        if m.error() is not None:
-            continue
-        partition = m.partition()
-        raw_headers = m.headers()
-        ts_type, ts = m.timestamp()
-        append(
-            _new_record(
-                StreamRecord,
-                (
-                    m.topic(),
-                    partitions[partition] if 0 <= partition < 4096 else str(partition),
-                    m.offset(),
-                    m.value() or b"",
-                    m.key(),
-                    _decode_headers(raw_headers) if raw_headers else _NO_HEADERS,
-                    ts if ts_type and ts >= 0 else None,
-                ),
-            )
-        )
-    return out
-
-
-def _wrap(exc: Exception, what: str, kind: type[RetryableError] = KafkaConsumerError) -> Exception:
+def wrap_error(
+    exc: Exception, what: str, kind: type[RetryableError] = KafkaConsumerError
+) -> Exception:
     code = None
     if exc.args and hasattr(exc.args[0], "name"):
         code = str(exc.args[0].name())
     return kind(f"{what}: {exc}", code=code)
-
-
-class KafkaSource:
-    """One member of a consumer group reading ``topics`` (see the module docstring).
-
-    ``on_assigned`` gets the committed checkpoints of newly assigned partitions;
-    ``on_revoked`` is called before partitions go (inside ``poll``).
-    """
-
-    def __init__(
-        self,
-        topics: Sequence[str],
-        *,
-        settings: ConsumerSettings | None = None,
-        kafka: KafkaSettings | None = None,
-        consumer: Any = None,
-        consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
-    ) -> None:
-        self.topics = list(topics)
-        self.settings = settings or ConsumerSettings()
-        self.kafka = kafka or KafkaSettings()
-        self._consumer = consumer
-        self._factory = consumer_factory
-        self.on_assigned: Callable[[Mapping[PartitionKey, int | None]], None] | None = None
-        self.on_revoked: Callable[[list[PartitionKey]], None] | None = None
-        self._assigned: set[PartitionKey] = set()
-        self._closed = False
-
-    # -- lazily created group consumer
-    @property
-    def consumer(self) -> Any:
-        if self._consumer is None:
-            conf = consumer_config(self.kafka, self.settings)
-            if self._factory is not None:
-                self._consumer = self._factory(conf)
-            else:
-                from confluent_kafka import Consumer
-
-                self._consumer = Consumer(conf)
-            self._consumer.subscribe(
-                self.topics,
-                on_assign=self._handle_assign,
-                on_revoke=self._handle_revoke,
-                on_lost=self._handle_revoke,
-            )
-        return self._consumer
-
-    @property
-    def assigned(self) -> set[PartitionKey]:
-        return set(self._assigned)
-
-    def _handle_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        keys = [PartitionKey(p.topic, str(p.partition)) for p in partitions]
-        self._assigned.update(keys)
-        if self.on_assigned is None or not partitions:
-            return
-        committed: dict[PartitionKey, int | None] = {}
-        try:
-            for tp in consumer.committed(partitions, timeout=10):
-                key = PartitionKey(tp.topic, str(tp.partition))
-                committed[key] = tp.offset - 1 if tp.offset >= 0 else None
-        except Exception as exc:  # noqa: BLE001 - the tracker just starts empty
-            logger.warning("could not read committed offsets on assign: %s", exc)
-        self.on_assigned(committed)
-
-    def _handle_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        keys = [PartitionKey(p.topic, str(p.partition)) for p in partitions]
-        logger.info("partitions revoked: %s", ", ".join(map(str, keys)))
-        if self.on_revoked is not None:
-            self.on_revoked(keys)
-        self._assigned.difference_update(keys)
-
-    # -- Source
-    def poll(self, max_records: int, timeout_s: float) -> list[StreamRecord]:
-        from confluent_kafka import KafkaError, KafkaException
-
-        try:
-            messages = self.consumer.consume(num_messages=max(1, max_records), timeout=timeout_s)
-        except KafkaException as exc:
-            raise _wrap(exc, "consume failed") from exc
-        records = to_stream_records(messages)
-        if len(records) == len(messages):
-            return records
-        for message in messages:
-            error = message.error()
-            if error is None:
-                continue
-            if error.code() == KafkaError._PARTITION_EOF:
-                continue
-            if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise KafkaConfigurationError(f"consume failed: {error.str()}", code=error.name())
-            logger.warning("consume: %s", error.str())
-        return records
-
-    def checkpoint(self, positions: Positions) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
-
-        if not positions:
-            return
-        metadata = commit_metadata(int(time.time() * 1000))
-        offsets = [
-            TopicPartition(tp.stream, int(tp.partition), last + 1, metadata)
-            for tp, last in sorted(positions.items())
-        ]
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            raise _wrap(exc, "offset commit failed", CheckpointError) from exc
-
-    def rewind(self, positions: Positions) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
-
-        for tp, first in positions.items():
-            if tp not in self._assigned:
-                continue
-            try:
-                self.consumer.seek(TopicPartition(tp.stream, int(tp.partition), first))
-            except KafkaException as exc:
-                # A partition not fetched yet starts from the committed offset anyway.
-                logger.info("seek %s to %s: %s", tp, first, exc)
-
-    def caught_up(self) -> bool:
-        from confluent_kafka import TopicPartition
-
-        assignment = self.consumer.assignment()
-        if not assignment:
-            return False
-        for tp in self.consumer.position(assignment):
-            low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
-            )
-            position = tp.offset
-            if position < 0:
-                committed = self.consumer.committed([tp], timeout=5)[0].offset
-                position = committed if committed >= 0 else low
-            if position < high:
-                return False
-        return True
-
-    def close(self) -> None:
-        if self._consumer is not None and not self._closed:
-            self._closed = True
-            self._consumer.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +146,7 @@ class KafkaGroupAdmin:
             )
             result = futures[self.group].result(timeout=10)
         except KafkaException as exc:
-            raise _wrap(exc, f"listing offsets of group {self.group}") from exc
+            raise wrap_error(exc, f"listing offsets of group {self.group}") from exc
         return sorted({tp.topic for tp in result.topic_partitions or [] if tp.offset >= 0})
 
     def committed(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, CommittedOffset]:
@@ -398,7 +156,9 @@ class KafkaGroupAdmin:
         try:
             result = self.consumer.committed(tps, timeout=10)
         except KafkaException as exc:
-            raise _wrap(exc, f"reading offsets of group {self.group}", CheckpointError) from exc
+            raise wrap_error(
+                exc, f"reading offsets of group {self.group}", CheckpointError
+            ) from exc
         out: dict[PartitionKey, CommittedOffset] = {}
         for tp in result:
             key = PartitionKey(tp.topic, str(tp.partition))
@@ -420,7 +180,9 @@ class KafkaGroupAdmin:
         try:
             self.consumer.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
-            raise _wrap(exc, f"committing offsets of group {self.group}", CheckpointError) from exc
+            raise wrap_error(
+                exc, f"committing offsets of group {self.group}", CheckpointError
+            ) from exc
 
     def watermarks(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, tuple[int, int]]:
         """(low, high) per partition, read from the broker (never cached).
@@ -438,7 +200,7 @@ class KafkaGroupAdmin:
                     TopicPartition(tp.stream, int(tp.partition)), timeout=10, cached=False
                 )
             except KafkaException as exc:
-                raise _wrap(exc, f"watermarks of {tp}") from exc
+                raise wrap_error(exc, f"watermarks of {tp}") from exc
             out[tp] = (int(low), int(high))
         return out
 
@@ -452,7 +214,7 @@ class KafkaGroupAdmin:
         try:
             result = self.consumer.offsets_for_times(tps, timeout=10)
         except KafkaException as exc:
-            raise _wrap(exc, "offsets for time") from exc
+            raise wrap_error(exc, "offsets for time") from exc
         ends = self.watermarks(partitions)
         out: dict[PartitionKey, int] = {}
         for tp in result:
@@ -468,7 +230,7 @@ class KafkaGroupAdmin:
             futures = self.admin.describe_consumer_groups([self.group], request_timeout=10)
             description = futures[self.group].result(timeout=10)
         except KafkaException as exc:
-            raise _wrap(exc, f"describing group {self.group}") from exc
+            raise wrap_error(exc, f"describing group {self.group}") from exc
         owners: dict[PartitionKey, str] = {}
         members = description.members or []
         for member in members:
