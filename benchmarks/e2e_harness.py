@@ -29,6 +29,9 @@ from typing import Any
 
 import psycopg
 
+from deploy.local.provision import ensure_load_queue
+from sluice.config import AwsSettings
+
 EVENT_TYPES = ("financial-transaction", "insurance-claim")
 TABLES = ("financial_transactions", "insurance_claims")
 
@@ -283,45 +286,16 @@ def create_resources(
             )
     s3 = _aws_client(stack, "s3")
     s3.create_bucket(Bucket=names.bucket)
-    return {"SLUICE_WAREHOUSE_LOAD_QUEUE_URL": _notify_queue(stack, names, s3)}
-
-
-def _notify_queue(stack: Stack, names: RunNames, s3: Any) -> str:
-    """An SQS queue the run's bucket notifies of every object created under the clean
-    prefix (S3's own event notifications, as on AWS), so ``sluice load --follow``
-    learns of new files at once instead of by its periodic listing sweep."""
-    sqs = _aws_client(stack, "sqs")
-    url = str(sqs.create_queue(QueueName=names.queue)["QueueUrl"])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "s3.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": f"arn:aws:s3:::{names.bucket}"}},
-            }
-        ],
-    }
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-    clean_prefix = stack.env.get("SLUICE_S3_CLEAN_PREFIX", "clean/")
-    s3.put_bucket_notification_configuration(
-        Bucket=names.bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": clean_prefix}]}},
-                }
-            ]
-        },
+    # S3's own event notifications into an SQS queue, as the local stack and the
+    # Terraform build them, so `sluice load --follow` learns of new files at once.
+    url = ensure_load_queue(
+        AwsSettings(),
+        names.bucket,
+        stack.env.get("SLUICE_S3_CLEAN_PREFIX", "clean/"),
+        s3_client=s3,
+        sqs_client=_aws_client(stack, "sqs"),
     )
-    return url
+    return {"SLUICE_WAREHOUSE_LOAD_QUEUE_URL": url}
 
 
 def remove_resources(stack: Stack, names: RunNames, backend: str) -> list[str]:
@@ -360,7 +334,8 @@ def remove_resources(stack: Stack, names: RunNames, backend: str) -> list[str]:
 
     def drop_queue() -> None:
         sqs = _aws_client(stack, "sqs")
-        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=names.queue)["QueueUrl"])
+        for queue in (names.queue, f"{names.queue}-dlq"):
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue)["QueueUrl"])
 
     def drop_schema() -> None:
         with psycopg.connect(stack.env["SLUICE_WAREHOUSE_DSN"], autocommit=True) as conn:

@@ -6,23 +6,9 @@ tells it: S3 ``ObjectCreated`` notifications on the clean prefix, through an SQS
 Lambda), plus a periodic listing sweep (:meth:`Loader.sweep`) that catches anything a
 notification missed once it is older than a grace age. It groups the keys per target,
 writes its own manifest for each group (``manifests/<type>/loader-<digest>.manifest``,
-see :mod:`sluice.zone`) and loads it as one job (:mod:`warehouse.jobs`). A run of a job:
-
-1. claims it (``ready``/``retry``, or ``running`` with an expired lease -> ``running``)
-   and keeps its lease renewed while it runs (another connection, every third of it);
-2. in one warehouse transaction: locks the target (writers of one target run one after
-   the other), skips files a committed load already took (the audit, read under the
-   lock), stages the rest (PostgreSQL: read from S3, validate every line, COPY the good
-   ones, quarantine the bad ones; Redshift: ``COPY ... MANIFEST`` with ``MAXERROR``,
-   rejected lines read back from ``SYS_LOAD_ERROR_DETAIL``), MERGEs on ``event_id``
-   (another tenant's event id is quarantined), writes one audit row per file and marks
-   the job ``completed``;
-3. on a failure the transaction is rolled back completely and the job moves to
-   ``retry`` (transient, attempts left) or ``failed``, with an audit row per file.
-
-A loader that dies mid-run leaves the job ``running``; its lease is no longer renewed,
-so within ``lease_seconds`` the next pass of any loader claims it again, and since
-nothing was committed the retry loads it once.
+see :mod:`sluice.zone`) and loads it as one job; :mod:`warehouse.jobs` states the
+steps of a job's run (claim under a renewed lease, lock, stage, MERGE, audit, or roll
+back and retry).
 """
 
 from __future__ import annotations
