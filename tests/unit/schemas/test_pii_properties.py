@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
+from schemas import pii
+from schemas.exceptions import PiiError
 from schemas.pii import (
     ascii_digits,
     excerpt,
@@ -17,6 +19,7 @@ from schemas.pii import (
     mask_card_number,
     mask_luhn_in_text,
     mask_record,
+    may_hold_card_number,
     visible_digits,
 )
 
@@ -136,3 +139,88 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+# --------------------------------------------------------------------------- fast paths
+
+_RUN_ALPHABET = [*"0123456789 -./_ab*", "\u00a0", "\u2009", "\u0661", "\uff11", "\u0967"]
+texts = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.sampled_from(_RUN_ALPHABET), max_size=40),
+    written().map(lambda case: case[1]),
+    pans.map(mask_card_number),
+)
+
+
+@PROPERTY_SETTINGS
+@given(texts, texts)
+def test_digit_count_pre_check_agrees_with_the_full_scan(text: str, other: str) -> None:
+    for value in (text, other + text, text + "\x00" + other):
+        full = len(value) >= 12 and pii._MAY_HOLD_PAN(value) is not None
+        assert may_hold_card_number(value) is full
+
+
+values = st.one_of(
+    texts,
+    st.none(),
+    st.integers(),
+    st.dictionaries(texts, texts, max_size=3),
+    st.lists(texts, max_size=3),
+)
+
+
+@st.composite
+def hostile_records(draw: st.DrawFn) -> tuple[dict[str, object], dict[str, object]]:
+    """A catalogued event (Avro-ready or JSON form) with some fields replaced, some
+    dropped and perhaps unknown ones added, and the schema of its version."""
+    event_type = draw(st.sampled_from(["financial-transaction", "insurance-claim"]))
+    cat = schemas.catalogue()
+    version = draw(st.sampled_from([sv.version for sv in cat.versions(event_type)]))
+    event = schemas.example_event(event_type)
+    record: dict[str, object] = (
+        schemas.parse_event(event_type, event) if draw(st.booleans()) else dict(event)
+    )
+    for name in list(record):
+        choice = draw(st.integers(0, 5))
+        if choice == 0:
+            record[name] = draw(values)
+        elif choice == 1:
+            del record[name]
+        elif choice == 2 and isinstance(record[name], dict):
+            nested = dict(record[name])  # type: ignore[call-overload]
+            nested[draw(st.sampled_from(sorted(nested) or ["x"]))] = draw(values)
+            record[name] = nested
+    if draw(st.booleans()):
+        record[draw(texts)] = draw(values)
+    return record, cat.get(event_type, version).schema
+
+
+def _outcome(mask: pii.Mask, record: dict[str, object]) -> tuple[str, object]:
+    try:
+        out = mask(record, "k")
+    except PiiError as exc:
+        return ("raised", exc.code)
+    return ("masked", _ordered(out))
+
+
+def _ordered(value: object) -> object:
+    """``value`` with the order of every mapping's keys made part of it."""
+    if isinstance(value, dict):
+        return [(k, _ordered(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_records())
+def test_fast_record_mask_equals_the_field_by_field_walk(
+    case: tuple[dict[str, object], dict[str, object]],
+) -> None:
+    record, schema = case
+    fast = pii.compile_mask(schema)
+    walk = pii.compile_mask(schema, fast=False)
+    assert _outcome(fast, record) == _outcome(walk, record)
+    assert _outcome(fast, record)[0] == "raised" or mask_record(
+        record, hmac_key="k", schema=schema
+    ) == fast(record, "k")
