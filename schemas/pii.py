@@ -100,17 +100,22 @@ def visible_digits(length: int) -> tuple[int, int]:
     return min(6, shown - last), last
 
 
+#: Per length, the full match of a PAN masked as :func:`mask_card_number` makes it.
+_CANONICAL_MASKED: Final = {
+    length: re.compile(rf"[0-9]{{{first}}}\*{{{length - first - 4}}}[0-9]{{4}}").fullmatch
+    for length in range(PAN_MIN_DIGITS, PAN_MAX_DIGITS + 1)
+    for first in (visible_digits(length)[0],)
+}
+
+
 def is_masked_card_number(value: str) -> bool:
     """True for a masked PAN as :func:`mask_card_number` makes it (12-19 characters).
 
     ``first`` digits (2-6), at least six ``*``... and the last four digits: exactly the
     shape :func:`visible_digits` gives for the value's length.
     """
-    match = _MASKED_PAN.match(value)
-    if match is None or not PAN_MIN_DIGITS <= len(value) <= PAN_MAX_DIGITS:
-        return False
-    first, _ = visible_digits(len(value))
-    return len(match.group(1)) == first
+    canonical = _CANONICAL_MASKED.get(len(value))
+    return canonical is not None and canonical(value) is not None
 
 
 def mask_card_number(pan: str) -> str:
@@ -135,14 +140,6 @@ def mask_card_number(pan: str) -> str:
         raise PiiError("not a card number: expected 12-19 digits", code="invalid_pan")
     first, last = visible_digits(len(digits))
     return digits[:first] + MASK_CHAR * (len(digits) - first - last) + digits[-last:]
-
-
-#: Per length, the full match of a PAN masked as :func:`mask_card_number` makes it.
-_CANONICAL_MASKED: Final = {
-    length: re.compile(rf"[0-9]{{{first}}}\*{{{length - first - 4}}}[0-9]{{4}}").fullmatch
-    for length in range(PAN_MIN_DIGITS, PAN_MAX_DIGITS + 1)
-    for first in (visible_digits(length)[0],)
-}
 
 
 def is_hmac_national_id(value: str) -> bool:

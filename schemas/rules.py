@@ -135,7 +135,7 @@ def check_event(
     errors: list[FieldError] = []
     version = record.get("schema_version")
     for path in identifier_paths(event_type, version if type(version) is int else None):
-        value = _get(record, path)
+        value = record.get(path[0]) if len(path) == 1 else _get(record, path)
         if (
             type(value) is str
             and len(value) >= PAN_MIN_DIGITS

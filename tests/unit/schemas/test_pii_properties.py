@@ -15,6 +15,7 @@ from schemas.exceptions import PiiError
 from schemas.pii import (
     ascii_digits,
     excerpt,
+    is_masked_card_number,
     luhn_valid,
     mask_card_number,
     mask_luhn_in_text,
@@ -224,3 +225,22 @@ def test_fast_record_mask_equals_the_field_by_field_walk(
     assert _outcome(fast, record)[0] == "raised" or mask_record(
         record, hmac_key="k", schema=schema
     ) == fast(record, "k")
+
+
+def _masked_shape(value: str) -> bool:
+    """The shape rule spelt out: 2-6 digits, stars, 4 digits; 12-19 characters; as many
+    leading digits as :func:`visible_digits` shows for that length."""
+    match = re.fullmatch(r"([0-9]{2,6})(\*{2,15})([0-9]{4})", value)
+    return (
+        match is not None
+        and 12 <= len(value) <= 19
+        and len(match.group(1)) == visible_digits(len(value))[0]
+    )
+
+
+@PROPERTY_SETTINGS
+@given(st.from_regex(r"[0-9\uff11]{0,8}[*x]{0,16}[0-9]{2,6}\n?", fullmatch=True) | texts)
+def test_masked_pan_check_and_pass_through_agree_with_the_shape_rule(value: str) -> None:
+    assert is_masked_card_number(value) is _masked_shape(value)
+    if _masked_shape(value):
+        assert mask_card_number(value) == value
