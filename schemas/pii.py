@@ -464,7 +464,12 @@ def _compile_record(schema: Mapping[str, Any], named: dict[str, Mask], fast: boo
         for name in texts:
             item = get(name)
             if type(item) is str:
-                if len(item) >= PAN_MIN_DIGITS and may_hold_card_number(item):
+                # may_hold_card_number inline: too short, or ASCII with under 12 digits
+                if len(item) >= PAN_MIN_DIGITS and (
+                    not _is_ascii(item)
+                    or len(item) - len(_encode(item).translate(None, _ASCII_DIGITS))
+                    >= PAN_MIN_DIGITS
+                ):
                     out[name] = mask_luhn_in_text(item)
             elif item is not None:
                 out[name] = _generic(item, key)
