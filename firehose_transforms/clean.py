@@ -367,12 +367,13 @@ def _masked(
     configured); every other field follows the schema of the record's version.
     """
     version = record.get("schema_version")
-    cat = catalogue()
-    schema = (
-        cat.get(event_type, version).schema
-        if type(version) is int and cat.has(event_type, version)
-        else None
-    )
+    schema = None
+    if type(version) is int:
+        schema = _SCHEMAS.get((event_type, version))
+        if schema is None:
+            cat = catalogue()
+            if cat.has(event_type, version):
+                schema = _SCHEMAS[(event_type, version)] = cat.get(event_type, version).schema
     national_id = record.get("claimant_national_id")
     try:
         masked = pii.mask_record(
@@ -385,6 +386,11 @@ def _masked(
     if national_id is not None:
         masked["claimant_national_id"] = national_id
     return masked
+
+
+#: The schema of each catalogued (event type, version) seen (the catalogue is loaded
+#: once per process, so an entry never goes stale).
+_SCHEMAS: dict[tuple[str, int], Mapping[str, Any]] = {}
 
 
 @cache
@@ -433,7 +439,11 @@ def _common(record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
             raise reject(Reason.INVALID_EVENT, "metadata is not a map of strings")
         try:  # all strings, the usual case
             metadata = {
-                key.strip(): (text if not _may_hold_pan(text := raw.strip()) else _mask_luhn(text))
+                key.strip(): (
+                    text
+                    if len(text := raw.strip()) < _PAN_MIN or not _may_hold_pan(text)
+                    else _mask_luhn(text)
+                )
                 for key, raw in metadata.items()
             }
         except (AttributeError, TypeError):
@@ -595,6 +605,7 @@ _mask_luhn = pii.mask_luhn_in_text
 # can change (a text without one is returned unchanged).
 _may_hold_pan = pii.may_hold_card_number
 _is_masked_pan = pii.is_masked_card_number
+_PAN_MIN = pii.PAN_MIN_DIGITS
 
 _BUILDERS: Mapping[str, Callable[[Mapping[str, Any], dict[str, Any], str | bytes | None], None]] = {
     FINANCIAL_TRANSACTION: _financial_transaction,

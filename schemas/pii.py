@@ -100,17 +100,22 @@ def visible_digits(length: int) -> tuple[int, int]:
     return min(6, shown - last), last
 
 
+#: Per length, the full match of a PAN masked as :func:`mask_card_number` makes it.
+_CANONICAL_MASKED: Final = {
+    length: re.compile(rf"[0-9]{{{first}}}\*{{{length - first - 4}}}[0-9]{{4}}").fullmatch
+    for length in range(PAN_MIN_DIGITS, PAN_MAX_DIGITS + 1)
+    for first in (visible_digits(length)[0],)
+}
+
+
 def is_masked_card_number(value: str) -> bool:
     """True for a masked PAN as :func:`mask_card_number` makes it (12-19 characters).
 
     ``first`` digits (2-6), at least six ``*``... and the last four digits: exactly the
     shape :func:`visible_digits` gives for the value's length.
     """
-    match = _MASKED_PAN.match(value)
-    if match is None or not PAN_MIN_DIGITS <= len(value) <= PAN_MAX_DIGITS:
-        return False
-    first, _ = visible_digits(len(value))
-    return len(match.group(1)) == first
+    canonical = _CANONICAL_MASKED.get(len(value))
+    return canonical is not None and canonical(value) is not None
 
 
 def mask_card_number(pan: str) -> str:
@@ -120,6 +125,9 @@ def mask_card_number(pan: str) -> str:
     digits (``411111**1111``) is masked again. Raises :class:`PiiError` for a value that
     is neither a masked PAN nor 12-19 ASCII digits (the message does not echo it).
     """
+    canonical = _CANONICAL_MASKED.get(len(pan))
+    if canonical is not None and canonical(pan) is not None:
+        return pan  # already masked with the shape visible_digits gives its length
     partly = _MASKED_PAN.match(pan)
     if partly is not None and PAN_MIN_DIGITS <= len(pan) <= PAN_MAX_DIGITS:
         first, _ = visible_digits(len(pan))
@@ -212,14 +220,31 @@ def _mask_run(run: str) -> str:
     return "".join(out)
 
 
+_ASCII_DIGITS: Final = b"0123456789"
+_is_ascii = str.isascii
+_encode = str.encode
+
+
 def may_hold_card_number(text: str) -> bool:
-    """True when ``text`` holds a run of at least 12 digits (a cheap pre-check)."""
-    return len(text) >= PAN_MIN_DIGITS and _MAY_HOLD_PAN(text) is not None
+    """True when ``text`` holds a run of at least 12 digits (a cheap pre-check).
+
+    An ASCII text with fewer than 12 digit characters in all cannot hold one: that is
+    counted first (the only decimal digits of ASCII are ``0-9``); the run itself is
+    looked for only in the other texts.
+    """
+    if len(text) < PAN_MIN_DIGITS:
+        return False
+    if (
+        _is_ascii(text)
+        and len(text) - len(_encode(text).translate(None, _ASCII_DIGITS)) < PAN_MIN_DIGITS
+    ):
+        return False
+    return _MAY_HOLD_PAN(text) is not None
 
 
 def mask_luhn_in_text(text: str) -> str:
     """``text`` with every Luhn-valid 12-19 digit run masked (see the module docstring)."""
-    if len(text) < PAN_MIN_DIGITS or _MAY_HOLD_PAN(text) is None:
+    if not may_hold_card_number(text):
         return text
     parts: list[str] | None = None
     position = 0
@@ -322,18 +347,28 @@ def _string_mask(schema: Mapping[str, Any] | str, fmt: Any) -> Mask:
     return _text
 
 
-def compile_mask(schema: Any, named: dict[str, Mask] | None = None, fmt: Any = None) -> Mask:
+def _none_or(only: Mask) -> Mask:
+    """The mask of ``["null", T]``: None kept, anything else by ``T``'s mask."""
+    return lambda value, key: None if value is None else only(value, key)
+
+
+def compile_mask(
+    schema: Any,
+    named: dict[str, Mask] | None = None,
+    fmt: Any = None,
+    *,
+    fast: bool = True,
+) -> Mask:
     """The masking function of an Avro schema (record, union, map, array, string...).
 
-    ``fmt`` is the ``sluice.format`` of the field holding this type.
+    ``fmt`` is the ``sluice.format`` of the field holding this type. ``fast=False``
+    gives the field-by-field walk of every record and map (the reference the fast
+    path is tested against); both give equal results and raise alike.
     """
     named = {} if named is None else named
     if isinstance(schema, list):
-        branches = [compile_mask(s, named, fmt) for s in schema if s != "null"]
-        if len(branches) == 1:
-            only = branches[0]
-            return lambda value, key: None if value is None else only(value, key)
-        return _generic
+        branches = [compile_mask(s, named, fmt, fast=fast) for s in schema if s != "null"]
+        return _none_or(branches[0]) if len(branches) == 1 else _generic
     if isinstance(schema, str):
         if schema in named:
             ref = schema
@@ -347,11 +382,23 @@ def compile_mask(schema: Any, named: dict[str, Mask] | None = None, fmt: Any = N
     if kind == "enum":
         return _text
     if kind == "map":
-        values = compile_mask(schema["values"], named)
+        values = compile_mask(schema["values"], named, fast=fast)
+        strings = fast and values is _text
 
         def map_mask(value: Any, key: Key | None) -> Any:
-            if not isinstance(value, Mapping):
+            if type(value) is not dict and not isinstance(value, Mapping):
                 return _generic(value, key)
+            if strings:
+                # Keys and values all strings: one scan of them joined by NUL (neither a
+                # digit nor a separator, so no run spans two of them). No run of 12
+                # digits in the whole means none in any part: the map comes out as is.
+                try:
+                    joined = "\x00".join(value) + "\x00" + "\x00".join(value.values())
+                except TypeError:
+                    pass
+                else:
+                    if not may_hold_card_number(joined):
+                        return dict(value)
             return {
                 (mask_luhn_in_text(k) if type(k) is str else k): values(v, key)
                 for k, v in value.items()
@@ -359,50 +406,134 @@ def compile_mask(schema: Any, named: dict[str, Mask] | None = None, fmt: Any = N
 
         return map_mask
     if kind == "array":
-        items = compile_mask(schema["items"], named)
+        items = compile_mask(schema["items"], named, fast=fast)
         return lambda value, key: (
             [items(v, key) for v in value] if isinstance(value, list) else _generic(value, key)
         )
     if kind in ("record", "error"):
-        fields: dict[str, tuple[int, Mask]] = {}
-
-        def record_mask(value: Any, key: Key | None) -> Any:
-            if not isinstance(value, Mapping):
-                return _generic(value, key)
-            out: dict[str, Any] = {}
-            for name, item in value.items():
-                entry = fields.get(name)
-                if entry is None:
-                    # a field the schema does not know: scanned like everything else
-                    if type(name) is str:
-                        name = mask_luhn_in_text(name)
-                    out[name] = _generic(item, key)
-                    continue
-                how, mask = entry
-                if item is None or how == _KEEP:
-                    out[name] = item
-                elif how == _TEXT and type(item) is str:
-                    # the common case inline: most strings are too short to hold a PAN
-                    out[name] = (
-                        item
-                        if len(item) < PAN_MIN_DIGITS or _MAY_HOLD_PAN(item) is None
-                        else mask_luhn_in_text(item)
-                    )
-                else:
-                    out[name] = mask(item, key)
-            return out
-
-        name = schema.get("name")
-        if isinstance(name, str):
-            named[name] = record_mask
-            namespace = schema.get("namespace")
-            if isinstance(namespace, str):
-                named[f"{namespace}.{name}"] = record_mask
-        for field in schema.get("fields", ()):
-            mask = compile_mask(field["type"], named, field.get("sluice.format"))
-            fields[field["name"]] = (_how(field["type"], field.get("sluice.format")), mask)
-        return record_mask
+        return _compile_record(schema, named, fast)
     return _keep
+
+
+def _compile_record(schema: Mapping[str, Any], named: dict[str, Mask], fast: bool) -> Mask:
+    """The mask of a record schema (registered in ``named`` under its full names)."""
+    fields: dict[str, tuple[int, Mask]] = {}
+    # the fast path's plan, filled below once every field is compiled
+    known: set[str] = set()
+    texts: list[str] = []
+    others: dict[str, Mask] = {}
+    ordered = [False]
+
+    def walk(value: Mapping[str, Any], key: Key | None) -> dict[str, Any]:
+        """Field by field, in the value's order."""
+        out: dict[str, Any] = {}
+        for name, item in value.items():
+            entry = fields.get(name)
+            if entry is None:
+                # a field the schema does not know: scanned like everything else
+                if type(name) is str:
+                    name = mask_luhn_in_text(name)
+                out[name] = _generic(item, key)
+                continue
+            how, mask = entry
+            if item is None or how == _KEEP:
+                out[name] = item
+            elif how == _TEXT and type(item) is str:
+                # the common case inline: most strings are too short to hold a PAN
+                out[name] = item if not may_hold_card_number(item) else mask_luhn_in_text(item)
+            else:
+                out[name] = mask(item, key)
+        return out
+
+    def slow_mask(value: Any, key: Key | None) -> Any:
+        if not isinstance(value, Mapping):
+            return _generic(value, key)
+        return walk(value, key)
+
+    def record_mask(value: Any, key: Key | None) -> Any:
+        if type(value) is not dict and not isinstance(value, Mapping):
+            return _generic(value, key)
+        if not known.issuperset(value) or ordered[0]:
+            # an unknown field (its name is scanned too), or several fields whose
+            # masks may raise: the walk keeps the value's order of fields
+            return walk(value, key)
+        # A copy (same order), then only the fields that may change: fields that cannot
+        # hold a string (numbers, bytes, dates, UUIDs...) and None are never visited.
+        out = dict(value)
+        get = out.get
+        for name in texts:
+            item = get(name)
+            if type(item) is str:
+                # may_hold_card_number inline: too short, or ASCII with under 12 digits
+                if len(item) >= PAN_MIN_DIGITS and (
+                    not _is_ascii(item)
+                    or len(item) - len(_encode(item).translate(None, _ASCII_DIGITS))
+                    >= PAN_MIN_DIGITS
+                ):
+                    out[name] = mask_luhn_in_text(item)
+            elif item is not None:
+                out[name] = _generic(item, key)
+        for name, mask in others.items():
+            item = get(name)
+            if item is not None:
+                out[name] = mask(item, key)
+        return out
+
+    mask_of_record = record_mask if fast else slow_mask
+    name = schema.get("name")
+    if isinstance(name, str):
+        named[name] = mask_of_record
+        namespace = schema.get("namespace")
+        if isinstance(namespace, str):
+            named[f"{namespace}.{name}"] = mask_of_record
+    raising = 0
+    for field in schema.get("fields", ()):
+        fmt = field.get("sluice.format")
+        kind = field["type"]
+        branches = [s for s in kind if s != "null"] if isinstance(kind, list) else None
+        if branches is not None and len(branches) == 1:
+            # ``["null", T]``: as compile_mask builds it; the fast path skips None itself
+            inner = compile_mask(branches[0], named, fmt, fast=fast)
+            mask = _none_or(inner)
+        else:
+            inner = mask = compile_mask(kind, named, fmt, fast=fast)
+        how = _how(kind, fmt)
+        fields[field["name"]] = (how, mask)
+        known.add(field["name"])
+        if how == _TEXT or (how == _OTHER and inner is _text):  # strings and enums
+            texts.append(field["name"])
+        elif how == _OTHER:
+            others[field["name"]] = inner
+            raising += _may_raise(kind, fmt)
+    # masks that may raise run in the value's order (the first error is the same)
+    ordered[0] = raising > 1
+    return mask_of_record
+
+
+_RAISING_FORMATS: Final = frozenset({"pan", "national-id"})
+
+
+def _may_raise(schema: Any, fmt: Any) -> bool:
+    """Whether the mask of ``schema`` may raise (a ``pan`` or ``national-id`` string at
+    any depth; a reference to a named type counts as one)."""
+    if isinstance(schema, list):
+        return any(_may_raise(s, fmt) for s in schema if s != "null")
+    if isinstance(schema, str):
+        if schema == "string":
+            return fmt in _RAISING_FORMATS
+        return schema not in _PRIMITIVES and schema != "enum"
+    if not isinstance(schema, Mapping):
+        return True
+    kind = schema.get("type")
+    if kind == "string":
+        return fmt in _RAISING_FORMATS
+    if kind in ("record", "error"):
+        return any(_may_raise(f["type"], f.get("sluice.format")) for f in schema.get("fields", ()))
+    if kind == "map":
+        return _may_raise(schema["values"], None)
+    if kind == "array":
+        return _may_raise(schema["items"], None)
+    return False
 
 
 _KEEP, _TEXT, _OTHER = 0, 1, 2
@@ -459,7 +590,9 @@ def mask_record(
             field is not a card number.
     """
     if schema is not None:
-        return dict(_mask_of(schema)(record, hmac_key))
+        masked = _mask_of(schema)(record, hmac_key)
+        # a record's mask returns a fresh dict: no second copy
+        return masked if type(masked) is dict and masked is not record else dict(masked)
     out: dict[str, Any] = {}
     for name, value in record.items():
         if name in _PAN_FIELDS and type(value) is str:

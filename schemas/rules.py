@@ -26,7 +26,7 @@ from typing import Any, Final
 from schemas import catalogue
 from schemas.config import RuleSettings
 from schemas.exceptions import FieldError
-from schemas.pii import mask_luhn_in_text
+from schemas.pii import PAN_MIN_DIGITS, mask_luhn_in_text, may_hold_card_number
 
 CARD_NUMBER_IN_IDENTIFIER: Final = "card_number_in_identifier"
 IMPLAUSIBLE_TIMESTAMP: Final = "implausible_timestamp"
@@ -135,8 +135,13 @@ def check_event(
     errors: list[FieldError] = []
     version = record.get("schema_version")
     for path in identifier_paths(event_type, version if type(version) is int else None):
-        value = _get(record, path)
-        if type(value) is str and mask_luhn_in_text(value) != value:
+        value = record.get(path[0]) if len(path) == 1 else _get(record, path)
+        if (
+            type(value) is str
+            and len(value) >= PAN_MIN_DIGITS
+            and may_hold_card_number(value)
+            and mask_luhn_in_text(value) != value
+        ):
             errors.append(
                 FieldError(
                     CARD_NUMBER_IN_IDENTIFIER,

@@ -270,7 +270,6 @@ def test_no_full_card_number_anywhere(
                     buffer_mib=1,
                     buffer_seconds=1,
                     once=True,
-                    idle_seconds=1.0,
                     max_seconds=90,
                     stream=name,
                     group_id=f"g-{uuid.uuid4().hex[:8]}",

@@ -10,13 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
+from schemas import pii
+from schemas.exceptions import PiiError
 from schemas.pii import (
     ascii_digits,
     excerpt,
+    is_masked_card_number,
     luhn_valid,
     mask_card_number,
     mask_luhn_in_text,
     mask_record,
+    may_hold_card_number,
     visible_digits,
 )
 
@@ -136,3 +140,107 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+# --------------------------------------------------------------------------- fast paths
+
+_RUN_ALPHABET = [*"0123456789 -./_ab*", "\u00a0", "\u2009", "\u0661", "\uff11", "\u0967"]
+texts = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.sampled_from(_RUN_ALPHABET), max_size=40),
+    written().map(lambda case: case[1]),
+    pans.map(mask_card_number),
+)
+
+
+@PROPERTY_SETTINGS
+@given(texts, texts)
+def test_digit_count_pre_check_agrees_with_the_full_scan(text: str, other: str) -> None:
+    for value in (text, other + text, text + "\x00" + other):
+        full = len(value) >= 12 and pii._MAY_HOLD_PAN(value) is not None
+        assert may_hold_card_number(value) is full
+
+
+values = st.one_of(
+    texts,
+    st.none(),
+    st.integers(),
+    st.dictionaries(texts, texts, max_size=3),
+    st.lists(texts, max_size=3),
+)
+
+
+@st.composite
+def hostile_records(draw: st.DrawFn) -> tuple[dict[str, object], dict[str, object]]:
+    """A catalogued event (Avro-ready or JSON form) with some fields replaced, some
+    dropped and perhaps unknown ones added, and the schema of its version."""
+    event_type = draw(st.sampled_from(["financial-transaction", "insurance-claim"]))
+    cat = schemas.catalogue()
+    version = draw(st.sampled_from([sv.version for sv in cat.versions(event_type)]))
+    event = schemas.example_event(event_type)
+    record: dict[str, object] = (
+        schemas.parse_event(event_type, event) if draw(st.booleans()) else dict(event)
+    )
+    for name in list(record):
+        choice = draw(st.integers(0, 5))
+        if choice == 0:
+            record[name] = draw(values)
+        elif choice == 1:
+            del record[name]
+        elif choice == 2 and isinstance(record[name], dict):
+            nested = dict(record[name])  # type: ignore[call-overload]
+            nested[draw(st.sampled_from(sorted(nested) or ["x"]))] = draw(values)
+            record[name] = nested
+    if draw(st.booleans()):
+        record[draw(texts)] = draw(values)
+    return record, cat.get(event_type, version).schema
+
+
+def _outcome(mask: pii.Mask, record: dict[str, object]) -> tuple[str, object]:
+    try:
+        out = mask(record, "k")
+    except PiiError as exc:
+        return ("raised", exc.code)
+    return ("masked", _ordered(out))
+
+
+def _ordered(value: object) -> object:
+    """``value`` with the order of every mapping's keys made part of it."""
+    if isinstance(value, dict):
+        return [(k, _ordered(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_records())
+def test_fast_record_mask_equals_the_field_by_field_walk(
+    case: tuple[dict[str, object], dict[str, object]],
+) -> None:
+    record, schema = case
+    fast = pii.compile_mask(schema)
+    walk = pii.compile_mask(schema, fast=False)
+    assert _outcome(fast, record) == _outcome(walk, record)
+    assert _outcome(fast, record)[0] == "raised" or mask_record(
+        record, hmac_key="k", schema=schema
+    ) == fast(record, "k")
+
+
+def _masked_shape(value: str) -> bool:
+    """The shape rule spelt out: 2-6 digits, stars, 4 digits; 12-19 characters; as many
+    leading digits as :func:`visible_digits` shows for that length."""
+    match = re.fullmatch(r"([0-9]{2,6})(\*{2,15})([0-9]{4})", value)
+    return (
+        match is not None
+        and 12 <= len(value) <= 19
+        and len(match.group(1)) == visible_digits(len(value))[0]
+    )
+
+
+@PROPERTY_SETTINGS
+@given(st.from_regex(r"[0-9\uff11]{0,8}[*x]{0,16}[0-9]{2,6}\n?", fullmatch=True) | texts)
+def test_masked_pan_check_and_pass_through_agree_with_the_shape_rule(value: str) -> None:
+    assert is_masked_card_number(value) is _masked_shape(value)
+    if _masked_shape(value):
+        assert mask_card_number(value) == value
