@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sluice.config import KafkaSettings
@@ -56,6 +57,7 @@ def consumer_config(
 _PARTITIONS = tuple(str(i) for i in range(4096))
 _NO_HEADERS = NO_HEADERS
 _new_record = tuple.__new__  # builds a StreamRecord without its Python-level __new__
+_STREAM_PARTITION = itemgetter(0, 1)  # a StreamRecord's (stream, partition)
 
 
 def _partition_name(partition: int) -> str:
@@ -216,22 +218,27 @@ class KafkaSource:
         except KafkaException as exc:
             raise wrap_error(exc, "consume failed") from exc
         records = to_stream_records(messages)
-        at_end = self._at_end  # (topic, partition) pairs: cheap per message
+        at_end = self._at_end  # (stream, partition) pairs
         if records:
             self._last_news = self._clock()
-        if len(records) == len(messages):
             if at_end:
-                for record in records:
-                    at_end.discard((record.stream, record.partition))
+                # A partition with a record is no longer at its end: one C-level pass per
+                # poll (this runs for every record read), not a discard per record.
+                at_end.difference_update(map(_STREAM_PARTITION, records))
+        if len(records) == len(messages):
             return records
-        for message in messages:  # in order: an end counts only after the last record
+        # An end counts only when no record of its partition follows it in the poll;
+        # ``before`` counts the records ahead of the message at hand.
+        before = 0
+        for message in messages:
             error = message.error()
             if error is None:
-                if at_end:
-                    at_end.discard((message.topic(), _partition_name(message.partition())))
+                before += 1
                 continue
             if error.code() == KafkaError._PARTITION_EOF:
-                at_end.add((message.topic(), _partition_name(message.partition())))
+                key = (message.topic(), _partition_name(message.partition()))
+                if key not in set(map(_STREAM_PARTITION, records[before:])):
+                    at_end.add(key)
                 continue
             if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise KafkaConfigurationError(f"consume failed: {error.str()}", code=error.name())

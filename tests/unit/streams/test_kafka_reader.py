@@ -74,3 +74,33 @@ def test_members_ask_for_end_of_partition_events() -> None:
 
     conf = consumer_config(KafkaSettings(kafka_bootstrap_servers="b:9"), ReaderOptions(group="g"))
     assert conf["enable.partition.eof"] is True
+
+
+def test_an_end_counts_only_when_no_record_of_its_partition_follows_in_the_poll() -> None:
+    fake = FakeConsumer()
+    now = [0.0]
+    source = KafkaSource(
+        ["orders"],
+        options=ReaderOptions(group="g", end_settle_s=1.0),
+        consumer=fake,
+        clock=lambda: now[0],
+    )
+    source._handle_assign(fake, [TopicPartition("orders", 0), TopicPartition("orders", 1)])
+    fake.polls = [
+        [FakeMessage(0, 5), eof(0), FakeMessage(1, 7), eof(1)],
+        [eof(0), FakeMessage(0, 6), FakeMessage(1, 8), eof(1)],
+        [FakeMessage(1, 9), FakeMessage(0, 7), eof(0), eof(1)],
+        [FakeMessage(1, 10)],
+    ]
+    assert [r.offset for r in source.poll(10, 0)] == [5, 7]
+    now[0] = 5.0
+    assert source.caught_up()  # both partitions ended after their last record
+    assert [r.offset for r in source.poll(10, 0)] == [6, 8]
+    now[0] = 10.0
+    assert not source.caught_up()  # partition 0's end came before its record 6
+    assert [r.offset for r in source.poll(10, 0)] == [9, 7]
+    now[0] = 15.0
+    assert source.caught_up()
+    assert [r.offset for r in source.poll(10, 0)] == [10]  # a poll without events
+    now[0] = 20.0
+    assert not source.caught_up()  # partition 1 has a record after its end
